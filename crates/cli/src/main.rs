@@ -1,0 +1,63 @@
+//! `trainbench`: train with Spark MLlib's and TensorFlow/Keras's paradigms side by side.
+
+mod args;
+mod cmd;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Trains models with Spark MLlib's and TensorFlow/Keras's distributed-training paradigms side by
+/// side and tells you which is faster, more accurate, leaner and more scalable on your data.
+#[derive(Parser)]
+#[command(name = "trainbench", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a synthetic data set of any size (CSV, or Parquet by extension).
+    Gen(cmd::generate::GenArgs),
+    /// Describe a data file: columns, inferred types, missing values, classes.
+    Inspect(cmd::inspect::InspectArgs),
+    /// Load, clean, split and preprocess a data file, and print what was done.
+    Prepare(cmd::prepare::PrepareArgs),
+}
+
+fn main() -> ExitCode {
+    // A bug must still end in one readable line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("internal error: {message}{place} (please report this)");
+    }));
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Gen(a) => cmd::generate::run(a),
+        Command::Inspect(a) => cmd::inspect::run(a),
+        Command::Prepare(a) => cmd::prepare::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            // One line: the chain of contexts joined by ": ".
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}

@@ -1,0 +1,201 @@
+//! End-to-end tests of the `trainbench` binary on small files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn trainbench(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trainbench")).args(args).current_dir(dir).output().expect("binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "failed: {}", stderr(o));
+    serde_json::from_str(stdout(o).trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {}", stdout(o)))
+}
+
+/// Runs a command that must fail on user input: exit code 2, one line on stderr that starts with
+/// "error: " and contains every `needle`, and no panic.
+fn assert_user_error(args: &[&str], dir: &Path, needles: &[&str]) {
+    let o = trainbench(args, dir);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "args {args:?}: stderr {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(!err.contains("panicked") && !err.contains("internal error"), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "{err:?} lacks {n:?}");
+    }
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn gen_inspect_prepare_on_generated_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let g = json(&trainbench(&["gen", "higgs-like", "--rows", "3000", "--seed", "9", "--out", "h.csv", "--json"], d));
+    assert_eq!(g["rows"], 3000);
+    let ceiling = g["ceiling_accuracy"].as_f64().unwrap();
+    assert!(ceiling > 0.8 && ceiling < 1.0, "{ceiling}");
+    // Same seed, same bytes.
+    json(&trainbench(&["gen", "higgs-like", "--rows", "3000", "--seed", "9", "--out", "h2.csv", "--json"], d));
+    assert_eq!(std::fs::read(d.join("h.csv")).unwrap(), std::fs::read(d.join("h2.csv")).unwrap());
+
+    let i = json(&trainbench(&["inspect", "h.csv", "--json"], d));
+    assert_eq!(i["rows"], 3000);
+    assert_eq!(i["columns"].as_array().unwrap().len(), 29);
+    assert_eq!(i["label"], "label");
+    let balance: u64 = i["class_balance"].as_array().unwrap().iter().map(|c| c[1].as_u64().unwrap()).sum();
+    assert_eq!(balance, 3000);
+
+    let p = json(&trainbench(&["prepare", "--data", "h.csv", "--valid-fraction", "0.1", "--json"], d));
+    let split = &p["summary"]["split"];
+    assert_eq!(
+        split["train"].as_u64().unwrap() + split["valid"].as_u64().unwrap() + split["test"].as_u64().unwrap(),
+        3000
+    );
+    assert_eq!(split["test"], 600);
+    assert_eq!(p["summary"]["features"], 28);
+    assert!(p["peak_rss_bytes"].as_u64().unwrap() > 0);
+    assert!(p["phase_seconds"]["load"].as_f64().is_some());
+
+    // The text form prints the summary table.
+    let text = trainbench(&["prepare", "--data", "h.csv"], d);
+    assert!(text.status.success(), "{}", stderr(&text));
+    assert!(stdout(&text).contains("duplicates (dropped)"), "{}", stdout(&text));
+}
+
+#[test]
+fn mixed_data_with_missing_values_strings_and_a_saved_preprocessor() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json(&trainbench(&["gen", "mixed", "--rows", "2000", "--out", "m.parquet", "--json"], d));
+    let i = json(&trainbench(&["inspect", "m.parquet", "--json"], d));
+    assert!(i["missing_total"].as_u64().unwrap() > 0);
+    let kinds: Vec<&str> = i["columns"].as_array().unwrap().iter().map(|c| c["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "categorical").count(), 3, "{kinds:?}");
+    let p = json(&trainbench(
+        &["prepare", "--data", "m.parquet", "--missing", "median", "--save-preprocessor", "pre.json", "--json"],
+        d,
+    ));
+    assert!(p["summary"]["imputed_cells"].as_u64().unwrap() > 0);
+    // 6 numeric + 6 cities + 3 devices.
+    assert_eq!(p["summary"]["features"], 15);
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("pre.json")).unwrap()).unwrap();
+    assert_eq!(saved["feature_names"], p["feature_names"]);
+    // With --missing drop the rows with gaps go to the quarantine file, each with its reason.
+    let p = json(&trainbench(
+        &["prepare", "--data", "m.parquet", "--missing", "drop", "--quarantine", "q.csv", "--json"],
+        d,
+    ));
+    let dropped = p["summary"]["source"]["clean"]["missing_value_rows_dropped"].as_u64().unwrap();
+    assert!(dropped > 0);
+    let q = std::fs::read_to_string(d.join("q.csv")).unwrap();
+    assert_eq!(q.lines().count() as u64, dropped + 1);
+    assert!(q.lines().nth(1).unwrap().contains("(policy: drop)"), "{q}");
+}
+
+#[test]
+fn invalid_rows_are_quarantined_by_default_and_fatal_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut text = String::from("a,b,y\n");
+    for i in 0..30 {
+        text.push_str(&format!("{i},{},{}\n", i * 2, i % 2));
+    }
+    text.push_str("1,2\n"); // line 32: ragged
+    text.push_str("x,2,1\n"); // line 33: not a number
+    write(d, "bad.csv", text.as_bytes());
+    let p = json(&trainbench(&["prepare", "--data", "bad.csv", "--json"], d));
+    assert_eq!(p["summary"]["source"]["invalid_rows"], 2);
+    let q = std::fs::read_to_string(d.join("trainbench-quarantine.csv")).unwrap();
+    assert!(q.contains("bad.csv,32,,\"expected 3 fields, found 2\",\"1,2\""), "{q}");
+    assert!(q.contains("bad.csv,33,a,column 'a' is numeric but 'x' is not a number"), "{q}");
+    let i = trainbench(&["inspect", "bad.csv"], d);
+    assert!(stdout(&i).contains("line 32: expected 3 fields, found 2"), "{}", stdout(&i));
+
+    assert_user_error(
+        &["prepare", "--data", "bad.csv", "--invalid-rows", "fail"],
+        d,
+        &["bad.csv:32: expected 3 fields, found 2"],
+    );
+    let mut numeric_only = text.clone();
+    numeric_only = numeric_only.replace("1,2\n", "");
+    write(d, "nan.csv", numeric_only.as_bytes());
+    assert_user_error(
+        &["inspect", "nan.csv", "--invalid-rows", "fail"],
+        d,
+        &["nan.csv:32:", "column 'a' is numeric but 'x' is not a number"],
+    );
+}
+
+#[test]
+fn bad_input_gives_one_line_and_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_user_error(&["inspect", "nope.csv"], d, &["nope.csv", "No such file"]);
+    write(d, "empty.csv", b"");
+    assert_user_error(&["inspect", "empty.csv"], d, &["empty.csv: file is empty"]);
+    write(d, "header.csv", b"a,b,label\n");
+    assert_user_error(&["prepare", "--data", "header.csv"], d, &["header.csv: no data rows after the header (line 1)"]);
+    write(d, "ok.csv", b"a,b,label\n1,2,x\n3,4,y\n");
+    assert_user_error(
+        &["prepare", "--data", "ok.csv", "--label", "target"],
+        d,
+        &["label column 'target' not found", "a, b, label"],
+    );
+    write(d, "allmissing.csv", b"a,b,label\n1,,x\n3,,y\n");
+    assert_user_error(
+        &["prepare", "--data", "allmissing.csv"],
+        d,
+        &["allmissing.csv: column 'b' has only missing values"],
+    );
+    write(d, "oneclass.csv", b"a,label\n1,x\n2,x\n3,x\n");
+    assert_user_error(
+        &["prepare", "--data", "oneclass.csv"],
+        d,
+        &["oneclass.csv: label column 'label' has one class ('x')"],
+    );
+    write(d, "ragged.csv", b"a,b,label\n1,2,x\n3,y\n");
+    assert_user_error(
+        &["prepare", "--data", "ragged.csv", "--invalid-rows", "fail"],
+        d,
+        &["ragged.csv:3: expected 3 fields, found 2"],
+    );
+    write(d, "text.csv", b"a,b,label\n1,2,x\n3,4,y\n5,five,x\n");
+    assert_user_error(
+        &["prepare", "--data", "text.csv", "--invalid-rows", "fail", "--numeric", "b"],
+        d,
+        &["text.csv:4: column 'b' is numeric but 'five' is not a number"],
+    );
+    write(d, "latin1.csv", b"name,label\nJos\xe9,x\nAna,y\n");
+    assert_user_error(
+        &["inspect", "latin1.csv", "--invalid-rows", "fail"],
+        d,
+        &["latin1.csv:2: column 'name'", "not valid UTF-8"],
+    );
+    write(d, "zero.parquet", b"");
+    assert_user_error(&["inspect", "zero.parquet"], d, &["zero.parquet: not a readable Parquet file", "0 bytes"]);
+    write(d, "junk.parquet", b"this is not parquet at all");
+    assert_user_error(&["inspect", "junk.parquet"], d, &["junk.parquet: not a readable Parquet file"]);
+    assert_user_error(&["prepare", "--data", "ok.csv", "--missing", "sometimes"], d, &["--missing must be"]);
+    assert_user_error(&["prepare", "--data", "ok.csv", "--test-fraction", "1.5"], d, &["test fraction 1.5"]);
+    // A NaN literal is refused with its line, not taken as data.
+    write(d, "nanlit.csv", b"a,label\n1,x\nNaN,y\n");
+    assert_user_error(
+        &["inspect", "nanlit.csv", "--invalid-rows", "fail"],
+        d,
+        &["nanlit.csv:3: NaN is not allowed in numeric column 'a'"],
+    );
+}

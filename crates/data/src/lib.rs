@@ -1,0 +1,51 @@
+//! Data for trainbench: loading (CSV, Parquet, IDX), cleaning, splitting, preprocessing, and
+//! synthetic generators. Both engines train on what this crate produces, so they see the same
+//! rows transformed the same way.
+//!
+//! # Example
+//!
+//! ```
+//! use trainbench_data::{CleanOptions, LoadOptions, PreprocessOptions, Preprocessor, clean, load};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("d.csv");
+//! std::fs::write(&path, "size,colour,label\n1.5,red,yes\n2.5,blue,no\n,red,yes\n").unwrap();
+//!
+//! let loaded = load(&path, &LoadOptions::default().with_label("label")).unwrap();
+//! let (table, report, _removed) = clean(&loaded.table, &CleanOptions::default()).unwrap();
+//! assert_eq!(report.cells_to_impute, 1);
+//!
+//! let rows: Vec<usize> = (0..table.rows()).collect();
+//! let fitted = Preprocessor::new(PreprocessOptions::default()).fit(&table, &rows, &table.class_names()).unwrap();
+//! let (prepared, _) = fitted.transform(&table, None).unwrap();
+//! assert_eq!(prepared.feature_names, ["size", "colour=red", "colour=blue"]);
+//! assert_eq!(prepared.labels, [1, 0, 1]);
+//! ```
+#![warn(missing_docs)]
+
+mod clean;
+mod error;
+mod generator;
+mod load;
+mod pipeline;
+mod prepared;
+mod preprocess;
+mod split;
+mod table;
+
+pub use clean::{CleanOptions, CleanReport, MissingPolicy, clean};
+pub use error::{Error, Result};
+pub use generator::{GenOptions, GenSummary, Generator, generate};
+pub use load::{
+    Format, IdxImages, InvalidRow, InvalidRowPolicy, LoadOptions, Loaded, load, read_idx_images, read_idx_labels,
+};
+pub use pipeline::{
+    ColumnSummary, InspectReport, PipelineOptions, PrepareSummary, PreparedData, SourceSummary, SplitSummary, inspect,
+    prepare, write_quarantine,
+};
+pub use prepared::{PartitionView, Partitioned, Partitioning, Prepared};
+pub use preprocess::{
+    Encoding, FittedPreprocessor, PreprocessOptions, Preprocessor, Scaling, TransformCounts, UnseenPolicy,
+};
+pub use split::{Split, SplitOptions, split, stratified_kfold};
+pub use table::{Column, ColumnData, ColumnKind, MISSING_CODE, Table};

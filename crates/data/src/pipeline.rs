@@ -1,0 +1,357 @@
+//! The whole path from a file to training-ready splits, and the `inspect` summary.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use trainbench_metrics::{Phase, PhaseTimers};
+
+use crate::clean::{CleanOptions, CleanReport, clean};
+use crate::error::{Error, Result};
+use crate::load::{Format, InvalidRow, LoadOptions, Loaded, load};
+use crate::prepared::Prepared;
+use crate::preprocess::{FittedPreprocessor, PreprocessOptions, Preprocessor};
+use crate::split::{Split, SplitOptions, split};
+use crate::table::{ColumnData, ColumnKind, MISSING_CODE, Table};
+
+/// One column as `inspect` describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnSummary {
+    /// Header name.
+    pub name: String,
+    /// Inferred (or forced) kind.
+    pub kind: ColumnKind,
+    /// Missing values.
+    pub missing: usize,
+    /// Distinct non-missing values.
+    pub distinct: usize,
+    /// Whether this is the label column.
+    pub is_label: bool,
+}
+
+/// What `trainbench inspect` reports about a file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InspectReport {
+    /// The file.
+    pub path: PathBuf,
+    /// Its format.
+    pub format: Format,
+    /// Valid rows.
+    pub rows: usize,
+    /// Rows that could not be read.
+    pub invalid_rows: usize,
+    /// The first invalid rows (at most 10), with line and reason.
+    pub invalid_sample: Vec<InvalidRow>,
+    /// Every column.
+    pub columns: Vec<ColumnSummary>,
+    /// Missing cells over all columns.
+    pub missing_total: usize,
+    /// The label column.
+    pub label: String,
+    /// Rows per class (in class order), and rows with no label.
+    pub class_balance: Vec<(String, usize)>,
+    /// Rows whose label is missing.
+    pub missing_labels: usize,
+}
+
+/// Describes a loaded file.
+pub fn inspect(loaded: &Loaded) -> InspectReport {
+    let table = &loaded.table;
+    let columns: Vec<ColumnSummary> = table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ColumnSummary {
+            name: c.name.clone(),
+            kind: c.kind(),
+            missing: c.missing_count(),
+            distinct: c.distinct_count(),
+            is_label: i == table.label,
+        })
+        .collect();
+    InspectReport {
+        path: table.source.clone(),
+        format: loaded.format,
+        rows: table.rows(),
+        invalid_rows: loaded.invalid.len(),
+        invalid_sample: loaded.invalid.iter().take(10).cloned().collect(),
+        missing_total: columns.iter().map(|c| c.missing).sum(),
+        label: table.label_name().to_owned(),
+        class_balance: class_balance(table),
+        missing_labels: table.label_column().missing_count(),
+        columns,
+    }
+}
+
+fn class_balance(table: &Table) -> Vec<(String, usize)> {
+    let ColumnData::Categorical { codes, levels } = &table.label_column().data else { return Vec::new() };
+    let mut counts = vec![0usize; levels.len()];
+    for &c in codes.iter().filter(|&&c| c != MISSING_CODE) {
+        counts[c as usize] += 1;
+    }
+    table
+        .class_names()
+        .into_iter()
+        .map(|name| {
+            let n = levels.iter().position(|l| *l == name).map_or(0, |i| counts[i]);
+            (name, n)
+        })
+        .collect()
+}
+
+/// Everything `prepare` needs to know.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineOptions {
+    /// Reading.
+    pub load: LoadOptions,
+    /// Cleaning.
+    pub clean: CleanOptions,
+    /// Splitting (its test fraction is ignored when `test_data` is given).
+    pub split: SplitOptions,
+    /// Scaling and encoding (its missing-value policy is taken from `clean`).
+    pub preprocess: PreprocessOptions,
+    /// A separate file of test rows, cleaned the same way.
+    pub test_data: Option<PathBuf>,
+}
+
+/// Counts of one file through load and clean.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceSummary {
+    /// The file.
+    pub path: PathBuf,
+    /// Its format.
+    pub format: Format,
+    /// Rows set aside as unreadable.
+    pub invalid_rows: usize,
+    /// What cleaning did.
+    pub clean: CleanReport,
+}
+
+/// Rows per split and class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitSummary {
+    /// Training rows.
+    pub train: usize,
+    /// Validation rows.
+    pub valid: usize,
+    /// Test rows.
+    pub test: usize,
+    /// Per class: (name, train, valid, test).
+    pub per_class: Vec<(String, usize, usize, usize)>,
+}
+
+/// What `prepare` did, for the run summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrepareSummary {
+    /// The training file.
+    pub source: SourceSummary,
+    /// The separate test file, if one was given.
+    pub test_source: Option<SourceSummary>,
+    /// The label column.
+    pub label: String,
+    /// Split sizes.
+    pub split: SplitSummary,
+    /// Input feature columns by kind.
+    pub numeric_columns: usize,
+    /// Categorical input columns.
+    pub categorical_columns: usize,
+    /// Output feature width.
+    pub features: usize,
+    /// Missing cells filled by the imputer across all splits.
+    pub imputed_cells: usize,
+    /// Unseen categories encoded as "ignore".
+    pub unseen_categories: usize,
+    /// Rows removed (unreadable or cleaned out), all files.
+    pub quarantined_rows: usize,
+}
+
+/// Training-ready data.
+#[derive(Debug, Clone)]
+pub struct PreparedData {
+    /// Rows to train on.
+    pub train: Prepared,
+    /// Rows for early stopping and tuning (may be empty).
+    pub valid: Prepared,
+    /// Held-out rows for the final score.
+    pub test: Prepared,
+    /// The preprocessor fitted on `train`.
+    pub preprocessor: FittedPreprocessor,
+    /// Counts.
+    pub summary: PrepareSummary,
+    /// Every removed row, with its file.
+    pub quarantine: Vec<(PathBuf, InvalidRow)>,
+}
+
+/// Rows removed from a file, each with the file it came from.
+type Quarantine = Vec<(PathBuf, InvalidRow)>;
+
+fn load_and_clean(
+    path: &Path,
+    options: &PipelineOptions,
+    timers: &mut PhaseTimers,
+) -> Result<(Table, SourceSummary, Quarantine)> {
+    let loaded = timers.time(Phase::Load, || load(path, &options.load))?;
+    let (table, report, removed) = timers.time(Phase::Clean, || clean(&loaded.table, &options.clean))?;
+    let summary = SourceSummary {
+        path: path.to_owned(),
+        format: loaded.format,
+        invalid_rows: loaded.invalid.len(),
+        clean: report,
+    };
+    let quarantine = loaded.invalid.into_iter().chain(removed).map(|r| (path.to_owned(), r)).collect();
+    Ok((table, summary, quarantine))
+}
+
+/// Loads, cleans, splits and preprocesses `path`, timing each phase into `timers`.
+pub fn prepare(path: &Path, options: &PipelineOptions, timers: &mut PhaseTimers) -> Result<PreparedData> {
+    options.split.validate()?;
+    let (table, source, mut quarantine) = load_and_clean(path, options, timers)?;
+    let test_part = match &options.test_data {
+        Some(test_path) => {
+            // Read the test file with the training file's label and column kinds.
+            let mut test_options = options.clone();
+            test_options.load.label = Some(table.label_name().to_owned());
+            test_options.load.categorical = kinds_of(&table, ColumnKind::Categorical);
+            test_options.load.numeric = kinds_of(&table, ColumnKind::Numeric);
+            let (test_table, test_summary, test_quarantine) = load_and_clean(test_path, &test_options, timers)?;
+            quarantine.extend(test_quarantine);
+            Some((test_table, test_summary))
+        }
+        None => None,
+    };
+    timers.time(Phase::Preprocess, || {
+        let classes = table.class_names();
+        let class_index = |t: &Table| -> Vec<u32> {
+            let ColumnData::Categorical { codes, levels } = &t.label_column().data else {
+                unreachable!("labels are categorical")
+            };
+            let map: Vec<u32> =
+                levels.iter().map(|l| classes.iter().position(|c| c == l).map_or(u32::MAX, |i| i as u32)).collect();
+            codes.iter().map(|&c| map[c as usize]).collect()
+        };
+        let labels = class_index(&table);
+        let split_options =
+            if test_part.is_some() { SplitOptions { test_fraction: 0.0, ..options.split } } else { options.split };
+        let parts: Split = split(&labels, classes.len(), &split_options)?;
+        let mut preprocess = options.preprocess.clone();
+        preprocess.missing = options.clean.missing.clone();
+        let fitted = Preprocessor::new(preprocess).fit(&table, &parts.train, &classes)?;
+        let (train, c1) = fitted.transform(&table, Some(&parts.train))?;
+        let (valid, c2) = fitted.transform(&table, Some(&parts.valid))?;
+        let (test, c3) = match &test_part {
+            Some((t, _)) => fitted.transform(t, None)?,
+            None => fitted.transform(&table, Some(&parts.test))?,
+        };
+        let per_class = classes
+            .iter()
+            .enumerate()
+            .map(|(k, name)| {
+                let count = |p: &Prepared| p.labels.iter().filter(|&&l| l as usize == k).count();
+                (name.clone(), count(&train), count(&valid), count(&test))
+            })
+            .collect();
+        let (numeric_columns, categorical_columns) =
+            table.features().fold((0, 0), |(n, c), (_, col)| match col.kind() {
+                ColumnKind::Numeric => (n + 1, c),
+                ColumnKind::Categorical => (n, c + 1),
+            });
+        let summary = PrepareSummary {
+            source,
+            test_source: test_part.as_ref().map(|(_, s)| s.clone()),
+            label: table.label_name().to_owned(),
+            split: SplitSummary { train: train.rows(), valid: valid.rows(), test: test.rows(), per_class },
+            numeric_columns,
+            categorical_columns,
+            features: fitted.feature_names().len(),
+            imputed_cells: c1.imputed_cells + c2.imputed_cells + c3.imputed_cells,
+            unseen_categories: c1.unseen_categories + c2.unseen_categories + c3.unseen_categories,
+            quarantined_rows: quarantine.len(),
+        };
+        Ok(PreparedData { train, valid, test, preprocessor: fitted, summary, quarantine })
+    })
+}
+
+fn kinds_of(table: &Table, kind: ColumnKind) -> Vec<String> {
+    table.features().filter(|(_, c)| c.kind() == kind).map(|(_, c)| c.name.clone()).collect()
+}
+
+/// Writes removed rows as CSV: `file,line,column,reason,row`.
+pub fn write_quarantine(path: &Path, rows: &[(PathBuf, InvalidRow)]) -> Result<()> {
+    let io = |e: csv::Error| Error::io(path, std::io::Error::other(e));
+    let mut w = csv::Writer::from_path(path).map_err(io)?;
+    w.write_record(["file", "line", "column", "reason", "row"]).map_err(io)?;
+    for (file, r) in rows {
+        w.write_record([
+            file.display().to_string(),
+            r.line.to_string(),
+            r.column.clone().unwrap_or_default(),
+            r.reason.clone(),
+            r.raw.clone(),
+        ])
+        .map_err(io)?;
+    }
+    w.flush().map_err(|e| Error::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clean::MissingPolicy;
+
+    #[test]
+    fn prepare_with_a_separate_test_file_and_quarantine() {
+        let dir = tempfile::tempdir().unwrap();
+        let train = dir.path().join("train.csv");
+        let test = dir.path().join("test.csv");
+        let mut text = String::from("x,c,y\n");
+        for i in 0..40 {
+            text.push_str(&format!("{},{},{}\n", i, ["u", "v"][i % 2], ["a", "b"][i % 2]));
+        }
+        text.push_str("oops,u,a\n");
+        std::fs::write(&train, text).unwrap();
+        std::fs::write(&test, "y,c,x\na,u,1.5\nb,,2\n").unwrap();
+        let options = PipelineOptions {
+            test_data: Some(test.clone()),
+            clean: CleanOptions { missing: MissingPolicy::MostFrequent, drop_duplicates: true },
+            split: SplitOptions { valid_fraction: 0.25, ..SplitOptions::default() },
+            ..PipelineOptions::default()
+        };
+        let mut timers = PhaseTimers::new();
+        let data = prepare(&train, &options, &mut timers).unwrap();
+        assert_eq!(data.summary.split.train + data.summary.split.valid, 40);
+        assert_eq!(data.summary.split.valid, 10);
+        assert_eq!(data.test.rows(), 2);
+        assert_eq!(data.test.labels, [0, 1]);
+        assert_eq!(data.summary.imputed_cells, 1);
+        assert_eq!(data.quarantine.len(), 1);
+        assert_eq!(data.quarantine[0].1.line, 42);
+        for phase in [Phase::Load, Phase::Clean, Phase::Preprocess] {
+            assert!(timers.seconds(phase).is_some(), "{phase:?}");
+        }
+        let q = dir.path().join("q.csv");
+        write_quarantine(&q, &data.quarantine).unwrap();
+        let written = std::fs::read_to_string(&q).unwrap();
+        assert!(
+            written
+                .lines()
+                .nth(1)
+                .unwrap()
+                .ends_with(",42,x,column 'x' is numeric but 'oops' is not a number,\"oops,u,a\""),
+            "{written}"
+        );
+    }
+
+    #[test]
+    fn inspect_counts_missing_distinct_and_balance() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.csv");
+        std::fs::write(&p, "a,b,y\n1,x,p\n,x,q\n3,,p\n3,z,\n").unwrap();
+        let report = inspect(&load(&p, &LoadOptions::default()).unwrap());
+        assert_eq!(report.rows, 4);
+        assert_eq!(report.missing_total, 3);
+        assert_eq!(report.columns[0].missing, 1);
+        assert_eq!(report.columns[0].distinct, 2);
+        assert_eq!(report.columns[1].kind, ColumnKind::Categorical);
+        assert_eq!(report.class_balance, [("p".to_owned(), 2), ("q".to_owned(), 1)]);
+        assert_eq!(report.missing_labels, 1);
+    }
+}

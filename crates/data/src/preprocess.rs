@@ -1,0 +1,505 @@
+//! The preprocessor: fitted on the training rows only, then applied to every split and to new
+//! data at prediction time, exactly as in training.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clean::MissingPolicy;
+use crate::error::{Error, Result};
+use crate::prepared::Prepared;
+use crate::table::{Column, ColumnData, ColumnKind, MISSING_CODE, Table};
+
+/// How numeric columns are scaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scaling {
+    /// `(x − mean) / std`, with the sample standard deviation (n − 1) as Spark's
+    /// StandardScaler; a constant column becomes 0.
+    #[default]
+    Standard,
+    /// `(x − min) / (max − min)` into [0, 1] as Spark's MinMaxScaler; a constant column becomes 0.5.
+    MinMax,
+    /// Values as they are.
+    None,
+}
+
+/// How categorical columns become numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// One 0/1 column per category seen in training (all categories kept, as scikit-learn's
+    /// OneHotEncoder; Spark's drops the last by default).
+    #[default]
+    OneHot,
+    /// One column holding the category's index, most frequent first (Spark's StringIndexer
+    /// with `frequencyDesc`, ties alphabetical).
+    Index,
+}
+
+/// What to do with a category not seen when fitting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnseenPolicy {
+    /// Refuse with an error naming the column, value and row.
+    #[default]
+    Error,
+    /// One-hot: all zeros; index: one past the last index (Spark's `handleInvalid = "keep"`).
+    Ignore,
+}
+
+/// Preprocessing choices.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PreprocessOptions {
+    /// Numeric scaling.
+    pub scaling: Scaling,
+    /// Categorical encoding.
+    pub encoding: Encoding,
+    /// Unseen categories.
+    pub unseen: UnseenPolicy,
+    /// Missing values: imputed with statistics of the training rows, or (policy `drop`) refused,
+    /// since cleaning already dropped such rows from the training data.
+    pub missing: MissingPolicy,
+}
+
+/// An unfitted preprocessor.
+#[derive(Debug, Clone, Default)]
+pub struct Preprocessor {
+    options: PreprocessOptions,
+}
+
+/// What one input column became.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum FittedColumn {
+    Numeric {
+        name: String,
+        /// Value that replaces a missing one (before scaling).
+        fill: Option<f64>,
+        /// Output is `(x - shift) * scale`.
+        shift: f64,
+        scale: f64,
+        /// Output for a constant column under min-max scaling.
+        constant: Option<f64>,
+    },
+    Categorical {
+        name: String,
+        fill: Option<String>,
+        /// Categories in output order.
+        levels: Vec<String>,
+    },
+}
+
+/// A fitted preprocessor: the only thing that turns a [`Table`] into [`Prepared`] rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FittedPreprocessor {
+    options: PreprocessOptions,
+    label: String,
+    classes: Vec<String>,
+    columns: Vec<FittedColumn>,
+    feature_names: Vec<String>,
+}
+
+/// Counts from one transform.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransformCounts {
+    /// Missing cells replaced by the imputer.
+    pub imputed_cells: usize,
+    /// Unseen categories encoded under [`UnseenPolicy::Ignore`].
+    pub unseen_categories: usize,
+}
+
+impl Preprocessor {
+    /// A preprocessor with these options.
+    pub fn new(options: PreprocessOptions) -> Self {
+        Self { options }
+    }
+
+    /// Learns scaling statistics, imputation values and category levels from `rows` of `table`.
+    /// `classes` fixes the label order (usually every class of the cleaned table).
+    pub fn fit(&self, table: &Table, rows: &[usize], classes: &[String]) -> Result<FittedPreprocessor> {
+        if rows.is_empty() {
+            return Err(Error::InvalidOption("cannot fit the preprocessor on 0 training rows".into()));
+        }
+        let mut columns = Vec::new();
+        let mut feature_names = Vec::new();
+        for (_, column) in table.features() {
+            let fitted = match &column.data {
+                ColumnData::Numeric(v) => self.fit_numeric(column, v, rows)?,
+                ColumnData::Categorical { codes, levels } => self.fit_categorical(column, codes, levels, rows),
+            };
+            match &fitted {
+                FittedColumn::Numeric { name, .. } => feature_names.push(name.clone()),
+                FittedColumn::Categorical { name, levels, .. } => match self.options.encoding {
+                    Encoding::OneHot => feature_names.extend(levels.iter().map(|l| format!("{name}={l}"))),
+                    Encoding::Index => feature_names.push(name.clone()),
+                },
+            }
+            columns.push(fitted);
+        }
+        Ok(FittedPreprocessor {
+            options: self.options.clone(),
+            label: table.label_name().to_owned(),
+            classes: classes.to_vec(),
+            columns,
+            feature_names,
+        })
+    }
+
+    fn fit_numeric(&self, column: &Column, values: &[f64], rows: &[usize]) -> Result<FittedColumn> {
+        let mut present: Vec<f64> = rows.iter().map(|&r| values[r]).filter(|x| !x.is_nan()).collect();
+        if present.is_empty() {
+            return Err(Error::InvalidOption(format!(
+                "column '{}' has no value in the {} training rows",
+                column.name,
+                rows.len()
+            )));
+        }
+        let n = present.len() as f64;
+        let mean = present.iter().sum::<f64>() / n;
+        let fill = match &self.options.missing {
+            MissingPolicy::Drop => None,
+            MissingPolicy::Mean => Some(mean),
+            MissingPolicy::Median => Some(median(&mut present)),
+            MissingPolicy::MostFrequent => Some(most_frequent_number(&present)),
+            MissingPolicy::Constant(v) => Some(v.trim().parse::<f64>().map_err(|_| {
+                Error::InvalidOption(format!(
+                    "constant '{v}' for missing values is not a number (column '{}')",
+                    column.name
+                ))
+            })?),
+        };
+        let (shift, scale, constant) = match self.options.scaling {
+            Scaling::None => (0.0, 1.0, None),
+            Scaling::Standard => {
+                let var = if present.len() > 1 {
+                    present.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0)
+                } else {
+                    0.0
+                };
+                let std = var.sqrt();
+                (mean, if std > 0.0 { 1.0 / std } else { 0.0 }, None)
+            }
+            Scaling::MinMax => {
+                let (lo, hi) =
+                    present.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+                if hi > lo { (lo, 1.0 / (hi - lo), None) } else { (lo, 0.0, Some(0.5)) }
+            }
+        };
+        Ok(FittedColumn::Numeric { name: column.name.clone(), fill, shift, scale, constant })
+    }
+
+    fn fit_categorical(&self, column: &Column, codes: &[u32], levels: &[String], rows: &[usize]) -> FittedColumn {
+        let mut counts = vec![0usize; levels.len()];
+        for &r in rows {
+            if codes[r] != MISSING_CODE {
+                counts[codes[r] as usize] += 1;
+            }
+        }
+        let mut order: Vec<usize> = (0..levels.len()).filter(|&l| counts[l] > 0).collect();
+        order.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then_with(|| levels[a].cmp(&levels[b])));
+        let fitted_levels: Vec<String> = order.iter().map(|&l| levels[l].clone()).collect();
+        let fill = match &self.options.missing {
+            MissingPolicy::Drop => None,
+            MissingPolicy::Constant(v) => Some(v.clone()),
+            _ => fitted_levels.first().cloned(),
+        };
+        FittedColumn::Categorical { name: column.name.clone(), fill, levels: fitted_levels }
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_unstable_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
+}
+
+/// Most frequent value; the smallest on ties (as scikit-learn's SimpleImputer).
+fn most_frequent_number(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable_by(f64::total_cmp);
+    let (mut best, mut best_count) = (sorted[0], 0);
+    let mut i = 0;
+    while i < sorted.len() {
+        let j = sorted[i..].iter().position(|&x| x != sorted[i]).map_or(sorted.len(), |k| i + k);
+        if j - i > best_count {
+            (best, best_count) = (sorted[i], j - i);
+        }
+        i = j;
+    }
+    best
+}
+
+impl FittedPreprocessor {
+    /// Names of the output features.
+    pub fn feature_names(&self) -> &[String] {
+        &self.feature_names
+    }
+
+    /// Class names, index = label.
+    pub fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    /// The label column's name.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The options it was fitted with.
+    pub fn options(&self) -> &PreprocessOptions {
+        &self.options
+    }
+
+    /// Input columns with the kind they were fitted as, so new data can be read the same way.
+    pub fn input_columns(&self) -> Vec<(String, ColumnKind)> {
+        self.columns
+            .iter()
+            .map(|c| match c {
+                FittedColumn::Numeric { name, .. } => (name.clone(), ColumnKind::Numeric),
+                FittedColumn::Categorical { name, .. } => (name.clone(), ColumnKind::Categorical),
+            })
+            .collect()
+    }
+
+    /// Transforms `rows` of `table` (all rows when `None`), labels included.
+    pub fn transform(&self, table: &Table, rows: Option<&[usize]>) -> Result<(Prepared, TransformCounts)> {
+        let all: Vec<usize>;
+        let rows = match rows {
+            Some(r) => r,
+            None => {
+                all = (0..table.rows()).collect();
+                &all
+            }
+        };
+        let label_column = table.column(&self.label).ok_or_else(|| {
+            Error::SchemaMismatch(format!(
+                "{}: label column '{}' not found; columns are: {}",
+                table.source.display(),
+                self.label,
+                table.column_list()
+            ))
+        })?;
+        let labels = self.encode_labels(label_column, rows)?;
+        let (features, counts) = self.transform_features(table, rows)?;
+        let prepared = Prepared {
+            features,
+            n_features: self.feature_names.len(),
+            labels,
+            feature_names: self.feature_names.clone(),
+            class_names: self.classes.clone(),
+        };
+        Ok((prepared, counts))
+    }
+
+    fn encode_labels(&self, column: &Column, rows: &[usize]) -> Result<Vec<u32>> {
+        let ColumnData::Categorical { codes, levels } = &column.data else {
+            return Err(Error::SchemaMismatch(format!("label column '{}' must be categorical", column.name)));
+        };
+        let index: HashMap<&str, u32> = self.classes.iter().enumerate().map(|(i, c)| (c.as_str(), i as u32)).collect();
+        let level_to_class: Vec<Option<u32>> = levels.iter().map(|l| index.get(l.as_str()).copied()).collect();
+        rows.iter()
+            .enumerate()
+            .map(|(i, &r)| {
+                let code = codes[r];
+                if code == MISSING_CODE {
+                    return Err(Error::UnknownLabel { value: String::new(), row: i, known: self.classes.join(", ") });
+                }
+                level_to_class[code as usize].ok_or_else(|| Error::UnknownLabel {
+                    value: levels[code as usize].clone(),
+                    row: i,
+                    known: self.classes.join(", "),
+                })
+            })
+            .collect()
+    }
+
+    /// Features only (the label may be absent), row-major.
+    pub fn transform_features(&self, table: &Table, rows: &[usize]) -> Result<(Vec<f32>, TransformCounts)> {
+        let width = self.feature_names.len();
+        let mut out = vec![0f32; rows.len() * width];
+        let mut counts = TransformCounts::default();
+        let mut offset = 0;
+        for fitted in &self.columns {
+            let name = match fitted {
+                FittedColumn::Numeric { name, .. } | FittedColumn::Categorical { name, .. } => name,
+            };
+            let column = table.column(name).ok_or_else(|| {
+                Error::SchemaMismatch(format!(
+                    "{}: column '{name}', used in training, not found; columns are: {}",
+                    table.source.display(),
+                    table.column_list()
+                ))
+            })?;
+            let missing_error = |i: usize| {
+                Error::SchemaMismatch(format!(
+                    "{}:{}: column '{name}' is missing and the model was trained with missing-value policy 'drop', which cannot fill it",
+                    table.source.display(),
+                    table.lines[rows[i]]
+                ))
+            };
+            match (fitted, &column.data) {
+                (FittedColumn::Numeric { fill, shift, scale, constant, .. }, ColumnData::Numeric(values)) => {
+                    for (i, &r) in rows.iter().enumerate() {
+                        let mut x = values[r];
+                        if x.is_nan() {
+                            x = fill.ok_or_else(|| missing_error(i))?;
+                            counts.imputed_cells += 1;
+                        }
+                        let y = constant.unwrap_or((x - shift) * scale);
+                        out[i * width + offset] = y as f32;
+                    }
+                    offset += 1;
+                }
+                (
+                    FittedColumn::Categorical { fill, levels: fitted_levels, .. },
+                    ColumnData::Categorical { codes, levels },
+                ) => {
+                    let index: HashMap<&str, usize> =
+                        fitted_levels.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
+                    let fill_index = fill.as_deref().map(|f| index.get(f).copied());
+                    let code_to_index: Vec<Option<usize>> =
+                        levels.iter().map(|l| index.get(l.as_str()).copied()).collect();
+                    let one_hot = self.options.encoding == Encoding::OneHot;
+                    for (i, &r) in rows.iter().enumerate() {
+                        let code = codes[r];
+                        let (position, shown) = if code == MISSING_CODE {
+                            counts.imputed_cells += 1;
+                            match fill_index {
+                                None => return Err(missing_error(i)),
+                                Some(p) => (p, fill.clone().unwrap_or_default()),
+                            }
+                        } else {
+                            (code_to_index[code as usize], levels[code as usize].clone())
+                        };
+                        match position {
+                            Some(p) if one_hot => out[i * width + offset + p] = 1.0,
+                            Some(p) => out[i * width + offset] = p as f32,
+                            None if self.options.unseen == UnseenPolicy::Ignore => {
+                                counts.unseen_categories += 1;
+                                if !one_hot {
+                                    out[i * width + offset] = fitted_levels.len() as f32;
+                                }
+                            }
+                            None => return Err(Error::UnseenCategory { column: name.clone(), value: shown, row: i }),
+                        }
+                    }
+                    offset += if one_hot { fitted_levels.len() } else { 1 };
+                }
+                (_, data) => {
+                    let found = match data {
+                        ColumnData::Numeric(_) => "numeric",
+                        ColumnData::Categorical { .. } => "categorical",
+                    };
+                    return Err(Error::SchemaMismatch(format!(
+                        "{}: column '{name}' is {found} here but was {} in training",
+                        table.source.display(),
+                        if found == "numeric" { "categorical" } else { "numeric" }
+                    )));
+                }
+            }
+        }
+        Ok((out, counts))
+    }
+
+    /// Writes the fitted state as JSON.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::io(path, std::io::Error::other(e)))?;
+        std::fs::write(path, json).map_err(|e| Error::io(path, e))
+    }
+
+    /// Reads a state written by [`FittedPreprocessor::save`].
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::BadSavedState { path: path.to_owned(), message: e.to_string() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::LoadOptions;
+
+    fn table(text: &str) -> Table {
+        crate::load::parse_csv(Path::new("t.csv"), text.as_bytes(), &LoadOptions::default()).unwrap().table
+    }
+
+    const TRAIN: &str = "x,colour,y\n1,red,a\n2,blue,b\n3,red,a\n,green,b\n6,,a\n";
+
+    #[test]
+    fn standard_scaling_one_hot_and_mean_imputation() {
+        let t = table(TRAIN);
+        let classes = t.class_names();
+        let fitted = Preprocessor::default().fit(&t, &[0, 1, 2, 3, 4], &classes).unwrap();
+        assert_eq!(fitted.feature_names(), ["x", "colour=red", "colour=blue", "colour=green"]);
+        let (p, counts) = fitted.transform(&t, None).unwrap();
+        assert_eq!(counts.imputed_cells, 2);
+        // x: values 1, 2, 3, 6 -> mean 3, sample std sqrt(14/3); the missing one becomes the mean.
+        let std = (14.0f64 / 3.0).sqrt();
+        let xs: Vec<f32> = (0..5).map(|r| p.row(r)[0]).collect();
+        let want: Vec<f32> = [1.0, 2.0, 3.0, 3.0, 6.0].iter().map(|v| ((v - 3.0) / std) as f32).collect();
+        assert_eq!(xs, want);
+        assert_eq!(p.row(0)[1..], [1.0, 0.0, 0.0]);
+        assert_eq!(p.row(3)[1..], [0.0, 0.0, 1.0]);
+        // Missing colour is filled with the most frequent, red.
+        assert_eq!(p.row(4)[1..], [1.0, 0.0, 0.0]);
+        assert_eq!(p.labels, [0, 1, 0, 1, 0]);
+    }
+
+    #[test]
+    fn fitted_on_training_rows_only() {
+        let t = table(TRAIN);
+        let opts = PreprocessOptions { scaling: Scaling::MinMax, ..PreprocessOptions::default() };
+        let fitted = Preprocessor::new(opts).fit(&t, &[0, 1], &t.class_names()).unwrap();
+        // Trained on x = 1, 2: x = 3 maps outside [0, 1] and 'green' was never seen.
+        assert_eq!(fitted.feature_names(), ["x", "colour=blue", "colour=red"]);
+        let (p, _) = fitted.transform(&t, Some(&[2])).unwrap();
+        assert_eq!(p.row(0), [2.0, 0.0, 1.0]);
+        let err = fitted.transform(&t, Some(&[3])).unwrap_err().to_string();
+        assert!(err.contains("category 'green' was not seen"), "{err}");
+    }
+
+    #[test]
+    fn unseen_categories_can_be_ignored_or_indexed() {
+        let t = table(TRAIN);
+        let ignore = PreprocessOptions { unseen: UnseenPolicy::Ignore, ..PreprocessOptions::default() };
+        let fitted = Preprocessor::new(ignore.clone()).fit(&t, &[0, 1, 2], &t.class_names()).unwrap();
+        let (p, counts) = fitted.transform(&t, Some(&[3])).unwrap();
+        assert_eq!(counts.unseen_categories, 1);
+        assert_eq!(p.row(0)[1..], [0.0, 0.0]);
+        let index = PreprocessOptions { encoding: Encoding::Index, ..ignore };
+        let fitted = Preprocessor::new(index).fit(&t, &[0, 1, 2], &t.class_names()).unwrap();
+        assert_eq!(fitted.feature_names(), ["x", "colour"]);
+        let (p, _) = fitted.transform(&t, Some(&[0, 1, 3])).unwrap();
+        // red (2 rows) = 0, blue = 1, unseen green = 2.
+        assert_eq!([p.row(0)[1], p.row(1)[1], p.row(2)[1]], [0.0, 1.0, 2.0]);
+    }
+
+    #[test]
+    fn save_load_round_trip_transforms_new_data_identically() {
+        let t = table(TRAIN);
+        let opts = PreprocessOptions { missing: MissingPolicy::Median, ..PreprocessOptions::default() };
+        let fitted = Preprocessor::new(opts).fit(&t, &[0, 1, 2, 3, 4], &t.class_names()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pre.json");
+        fitted.save(&path).unwrap();
+        let loaded = FittedPreprocessor::load(&path).unwrap();
+        assert_eq!(loaded, fitted);
+        // New raw data with columns in another order and no label.
+        let new = table("colour,x,other\nblue,10,z\n,,z\n");
+        let a = fitted.transform_features(&new, &[0, 1]).unwrap();
+        let b = loaded.transform_features(&new, &[0, 1]).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.1.imputed_cells, 2);
+        std::fs::write(&path, b"{not json").unwrap();
+        assert!(FittedPreprocessor::load(&path).unwrap_err().to_string().contains("cannot read saved preprocessor"));
+    }
+
+    #[test]
+    fn statistics_helpers() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0, 10.0]), 2.5);
+        assert_eq!(most_frequent_number(&[2.0, 1.0, 2.0, 1.0, 3.0]), 1.0);
+    }
+}
