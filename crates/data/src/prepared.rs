@@ -1,5 +1,7 @@
 //! The form every engine trains on: dense f32 features, row-major, with u32 labels.
 
+use std::borrow::Cow;
+
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -18,6 +20,10 @@ pub struct Prepared {
     pub feature_names: Vec<String>,
     /// Class names, index = label.
     pub class_names: Vec<String>,
+    /// Features that hold a category index (encoding `index`), with their number of
+    /// categories, so trees can split them as categories; empty with one-hot encoding.
+    #[serde(default)]
+    pub categorical_features: Vec<(usize, usize)>,
 }
 
 /// How rows are assigned to partitions.
@@ -89,6 +95,7 @@ impl Prepared {
             labels: rows.iter().map(|&r| self.labels[r]).collect(),
             feature_names: self.feature_names.clone(),
             class_names: self.class_names.clone(),
+            categorical_features: self.categorical_features.clone(),
         }
     }
 
@@ -102,14 +109,15 @@ impl Prepared {
     }
 
     /// Splits into `n` partitions whose sizes differ by at most one row (the first ones get the
-    /// extra rows). With [`Partitioning::Shuffled`] the rows are shuffled first.
-    pub fn partitioned(self, n: usize, how: Partitioning) -> Partitioned {
+    /// extra rows). Contiguous partitions borrow the rows; with [`Partitioning::Shuffled`] the
+    /// rows are shuffled into a copy first.
+    pub fn partitioned(&self, n: usize, how: Partitioning) -> Partitioned<'_> {
         let data = match how {
-            Partitioning::Contiguous => self,
+            Partitioning::Contiguous => Cow::Borrowed(self),
             Partitioning::Shuffled { seed } => {
                 let mut order: Vec<usize> = (0..self.rows()).collect();
                 order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-                self.take(&order)
+                Cow::Owned(self.take(&order))
             }
         };
         let n = n.clamp(1, data.rows().max(1));
@@ -124,14 +132,14 @@ impl Prepared {
 
 /// Rows cut into partitions.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Partitioned {
+pub struct Partitioned<'a> {
     /// All rows, in partition order.
-    pub data: Prepared,
+    pub data: Cow<'a, Prepared>,
     /// Partition `p` is rows `bounds[p]..bounds[p + 1]`.
     pub bounds: Vec<usize>,
 }
 
-impl Partitioned {
+impl Partitioned<'_> {
     /// Number of partitions.
     pub fn len(&self) -> usize {
         self.bounds.len() - 1
@@ -166,12 +174,14 @@ mod tests {
             labels: (0..rows as u32).map(|r| r % 2).collect(),
             feature_names: vec!["a".into(), "b".into()],
             class_names: vec!["x".into(), "y".into()],
+            categorical_features: Vec::new(),
         }
     }
 
     #[test]
     fn contiguous_partitions_cover_rows_in_order() {
-        let parts = sample(10).partitioned(3, Partitioning::Contiguous);
+        let data = sample(10);
+        let parts = data.partitioned(3, Partitioning::Contiguous);
         let sizes: Vec<usize> = parts.partitions().iter().map(|p| p.rows()).collect();
         assert_eq!(sizes, [4, 3, 3]);
         assert_eq!(parts.partition(1).row(0), [8.0, 9.0]);
@@ -180,9 +190,10 @@ mod tests {
 
     #[test]
     fn shuffled_partitions_keep_rows_whole_and_depend_on_seed() {
-        let a = sample(50).partitioned(4, Partitioning::Shuffled { seed: 3 });
-        let b = sample(50).partitioned(4, Partitioning::Shuffled { seed: 3 });
-        let c = sample(50).partitioned(4, Partitioning::Shuffled { seed: 4 });
+        let data = sample(50);
+        let a = data.partitioned(4, Partitioning::Shuffled { seed: 3 });
+        let b = data.partitioned(4, Partitioning::Shuffled { seed: 3 });
+        let c = data.partitioned(4, Partitioning::Shuffled { seed: 4 });
         assert_eq!(a, b);
         assert_ne!(a.data.labels, c.data.labels);
         for i in 0..50 {

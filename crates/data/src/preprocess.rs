@@ -252,6 +252,22 @@ impl FittedPreprocessor {
         &self.options
     }
 
+    /// Output features that hold a category index, with their number of categories (one more
+    /// than the fitted levels when unseen categories are kept as an extra index).
+    pub fn categorical_features(&self) -> Vec<(usize, usize)> {
+        if self.options.encoding != Encoding::Index {
+            return Vec::new();
+        }
+        let extra = usize::from(self.options.unseen == UnseenPolicy::Ignore);
+        let mut out = Vec::new();
+        for (i, c) in self.columns.iter().enumerate() {
+            if let FittedColumn::Categorical { levels, .. } = c {
+                out.push((i, levels.len() + extra));
+            }
+        }
+        out
+    }
+
     /// Input columns with the kind they were fitted as, so new data can be read the same way.
     pub fn input_columns(&self) -> Vec<(String, ColumnKind)> {
         self.columns
@@ -289,6 +305,7 @@ impl FittedPreprocessor {
             labels,
             feature_names: self.feature_names.clone(),
             class_names: self.classes.clone(),
+            categorical_features: self.categorical_features(),
         };
         Ok((prepared, counts))
     }
@@ -472,6 +489,7 @@ mod tests {
         let index = PreprocessOptions { encoding: Encoding::Index, ..ignore };
         let fitted = Preprocessor::new(index).fit(&t, &[0, 1, 2], &t.class_names()).unwrap();
         assert_eq!(fitted.feature_names(), ["x", "colour"]);
+        assert_eq!(fitted.categorical_features(), [(1, 3)]);
         let (p, _) = fitted.transform(&t, Some(&[0, 1, 3])).unwrap();
         // red (2 rows) = 0, blue = 1, unseen green = 2.
         assert_eq!([p.row(0)[1], p.row(1)[1], p.row(2)[1]], [0.0, 1.0, 2.0]);

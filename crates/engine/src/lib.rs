@@ -6,10 +6,11 @@
 //! engine's probabilities the same way.
 #![warn(missing_docs)]
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use trainbench_data::Prepared;
+use trainbench_data::{FittedPreprocessor, Prepared};
 
 /// What went wrong in an engine.
 #[derive(Debug, thiserror::Error)]
@@ -69,35 +70,153 @@ pub enum ModelKind {
     Cnn2d,
 }
 
+impl ModelKind {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Lr => "lr",
+            ModelKind::Tree => "tree",
+            ModelKind::Mlp => "mlp",
+            ModelKind::Cnn => "cnn",
+            ModelKind::Lstm => "lstm",
+            ModelKind::Gru => "gru",
+            ModelKind::Cnn2d => "cnn2d",
+        }
+    }
+}
+
+/// Model parameters as the user gave them, by name (`max_iter` → `"50"`), like Spark's ParamMap.
+///
+/// Each engine reads the ones its model knows into a typed `*Params` struct whose defaults are
+/// the upstream library's, then calls [`ParamMap::finish`], which refuses any parameter left
+/// over, so a parameter that does not apply to the model is an error rather than ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamMap(pub BTreeMap<String, String>);
+
+impl ParamMap {
+    /// An empty map (all defaults).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `name` to `value`.
+    pub fn with(mut self, name: &str, value: impl ToString) -> Self {
+        self.0.insert(name.to_owned(), value.to_string());
+        self
+    }
+
+    fn take_parsed<T: std::str::FromStr>(&mut self, name: &str, default: T, expected: &str) -> Result<T> {
+        match self.0.remove(name) {
+            None => Ok(default),
+            Some(v) => v.trim().parse::<T>().map_err(|_| Error::InvalidParam {
+                name: name.to_owned(),
+                value: v.clone(),
+                expected: expected.to_owned(),
+            }),
+        }
+    }
+
+    /// Takes a real number.
+    pub fn take_f64(&mut self, name: &str, default: f64) -> Result<f64> {
+        self.take_parsed(name, default, "a number")
+    }
+
+    /// Takes a non-negative integer.
+    pub fn take_usize(&mut self, name: &str, default: usize) -> Result<usize> {
+        self.take_parsed(name, default, "a whole number >= 0")
+    }
+
+    /// Takes a boolean (`true` / `false`).
+    pub fn take_bool(&mut self, name: &str, default: bool) -> Result<bool> {
+        self.take_parsed(name, default, "true or false")
+    }
+
+    /// Takes a string.
+    pub fn take_string(&mut self, name: &str, default: &str) -> String {
+        self.0.remove(name).unwrap_or_else(|| default.to_owned())
+    }
+
+    /// Takes a comma-separated list of whole numbers.
+    pub fn take_usize_list(&mut self, name: &str) -> Result<Option<Vec<usize>>> {
+        match self.0.remove(name) {
+            None => Ok(None),
+            Some(v) => v
+                .split(',')
+                .map(|x| x.trim().parse::<usize>())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map(Some)
+                .map_err(|_| Error::InvalidParam {
+                    name: name.to_owned(),
+                    value: v.clone(),
+                    expected: "comma-separated whole numbers, e.g. 64,64".to_owned(),
+                }),
+        }
+    }
+
+    /// Fails if any parameter was not taken: it does not apply to `model`.
+    pub fn finish(self, model: ModelKind) -> Result<()> {
+        match self.0.into_iter().next() {
+            None => Ok(()),
+            Some((name, value)) => Err(Error::InvalidParam {
+                name,
+                value,
+                expected: format!("no such parameter for model '{}'", model.name()),
+            }),
+        }
+    }
+}
+
+/// What to train: a model and its parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// The model.
+    pub kind: ModelKind,
+    /// Its parameters; unset ones take the engine's defaults.
+    pub params: ParamMap,
+}
+
 /// Run-wide settings an engine honours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunContext {
     /// Parallel workers (spark: threads over partitions; tensor: replicas).
     pub workers: usize,
+    /// Partitions the training rows are cut into (spark); 0 = as many as workers.
+    pub partitions: usize,
     /// Seed for every random choice the engine makes.
     pub seed: u64,
+}
+
+impl Default for RunContext {
+    fn default() -> Self {
+        Self { workers: 1, partitions: 0, seed: 42 }
+    }
 }
 
 /// One entry of a training log: an iteration (spark) or an epoch (tensor).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogEntry {
-    /// Iteration or epoch number, from 1.
+    /// Iteration, level or epoch number, from 1.
     pub step: usize,
-    /// Training loss after this step.
+    /// Training loss after this step (for trees: weighted impurity of the leaves).
     pub loss: f64,
     /// Validation loss, where a validation set was given.
     pub valid_loss: Option<f64>,
     /// Wall seconds since training started.
     pub elapsed_seconds: f64,
+    /// Model-specific counts (trees: `depth`, `nodes`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, f64>,
 }
 
 /// What happened during training, kept with the model for the report.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrainLog {
-    /// One entry per iteration or epoch.
+    /// One entry per iteration, level or epoch.
     pub entries: Vec<LogEntry>,
     /// Wall seconds of the whole fit.
     pub fit_seconds: f64,
+    /// Why training stopped ("converged", "max_iter", ...).
+    pub stop_reason: String,
 }
 
 /// A trained model.
@@ -105,11 +224,14 @@ pub trait TrainedModel: Send + Sync {
     /// Number of classes it predicts.
     fn classes(&self) -> usize;
 
-    /// Probabilities, `rows × classes` row-major, for `rows × n_features` row-major features.
-    fn predict_proba(&self, features: &[f32], n_features: usize) -> Result<Vec<f32>>;
+    /// Number of input features it expects.
+    fn n_features(&self) -> usize;
 
-    /// Writes the model to `path`.
-    fn save(&self, path: &Path) -> Result<()>;
+    /// Probabilities, `rows × classes` row-major, for `rows × n_features` row-major features.
+    fn predict_proba(&self, features: &[f32]) -> Result<Vec<f32>>;
+
+    /// The model's state, for saving; [`Engine::load_model`] reads it back.
+    fn to_json(&self) -> serde_json::Value;
 }
 
 /// A training paradigm: Spark MLlib's or TensorFlow/Keras's.
@@ -117,12 +239,111 @@ pub trait Engine {
     /// The engine's name ("spark", "tensor").
     fn name(&self) -> &'static str;
 
-    /// Trains `model` on `train`, using `valid` (possibly empty) where the model has a use for it.
+    /// Trains `spec` on `train`, using `valid` (possibly empty) where the model has a use for it.
     fn fit(
         &self,
-        model: ModelKind,
+        spec: &ModelSpec,
         train: &Prepared,
         valid: &Prepared,
         ctx: &RunContext,
     ) -> Result<(Box<dyn TrainedModel>, TrainLog)>;
+
+    /// Rebuilds a model from [`TrainedModel::to_json`].
+    fn load_model(&self, kind: ModelKind, state: &serde_json::Value) -> Result<Box<dyn TrainedModel>>;
+}
+
+/// A model file: the engine and model that made it, the fitted preprocessor, the model's state
+/// and its training log, so `predict` can transform raw data exactly as in training.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedModel {
+    /// Format version of this file.
+    pub format: u32,
+    /// Engine name.
+    pub engine: String,
+    /// Model and parameters.
+    pub spec: ModelSpec,
+    /// The preprocessor fitted on the training rows.
+    pub preprocessor: FittedPreprocessor,
+    /// The engine's model state.
+    pub state: serde_json::Value,
+    /// The training log.
+    pub log: TrainLog,
+}
+
+impl SavedModel {
+    /// The current file format.
+    pub const FORMAT: u32 = 1;
+
+    /// Writes the file (JSON).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let io = |source| Error::Io { path: path.to_owned(), source };
+        let bytes = serde_json::to_vec(self).map_err(|e| io(std::io::Error::other(e)))?;
+        std::fs::write(path, bytes).map_err(io)
+    }
+
+    /// Reads a file written by [`SavedModel::save`].
+    pub fn load(path: &Path) -> Result<Self> {
+        let io = |source| Error::Io { path: path.to_owned(), source };
+        let bytes = std::fs::read(path).map_err(io)?;
+        let saved: SavedModel = serde_json::from_slice(&bytes).map_err(|e| {
+            io(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not a trainbench model file: {e}")))
+        })?;
+        if saved.format != Self::FORMAT {
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("model file format {} is not supported (expected {})", saved.format, Self::FORMAT),
+            )));
+        }
+        Ok(saved)
+    }
+}
+
+/// Checks that every feature value is finite, naming the first row and feature that is not.
+pub fn check_finite(data: &Prepared) -> Result<()> {
+    match data.features.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => {
+            let (row, col) = (i / data.n_features.max(1), i % data.n_features.max(1));
+            Err(Error::Data(format!(
+                "feature '{}' of row {row} is {}; features must be finite",
+                data.feature_names.get(col).map_or("?", String::as_str),
+                data.features[i]
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn param_map_types_defaults_and_leftovers() {
+        let mut p = ParamMap::new().with("max_iter", 50).with("tol", "1e-4").with("bogus", 1);
+        assert_eq!(p.take_usize("max_iter", 100).unwrap(), 50);
+        assert_eq!(p.take_f64("tol", 1e-6).unwrap(), 1e-4);
+        assert_eq!(p.take_f64("reg_param", 0.0).unwrap(), 0.0);
+        let err = p.finish(ModelKind::Lr).unwrap_err().to_string();
+        assert_eq!(err, "invalid parameter bogus = 1: no such parameter for model 'lr'");
+        let mut q = ParamMap::new().with("layers", "64,x");
+        assert!(q.take_usize_list("layers").unwrap_err().to_string().contains("comma-separated"));
+        let mut r = ParamMap::new().with("fit_intercept", "yes");
+        assert!(r.take_bool("fit_intercept", true).is_err());
+    }
+
+    #[test]
+    fn finite_check_names_row_and_feature() {
+        let data = Prepared {
+            features: vec![1.0, 2.0, 3.0, f32::NAN],
+            n_features: 2,
+            labels: vec![0, 1],
+            feature_names: vec!["a".into(), "b".into()],
+            class_names: vec!["x".into(), "y".into()],
+            categorical_features: Vec::new(),
+        };
+        assert_eq!(
+            check_finite(&data).unwrap_err().to_string(),
+            "bad training data: feature 'b' of row 1 is NaN; features must be finite"
+        );
+    }
 }

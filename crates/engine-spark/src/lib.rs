@@ -1,0 +1,120 @@
+//! The `spark` engine: Spark MLlib's algorithms and execution model, embedded.
+//!
+//! Training rows are cut into partitions; every iteration each partition computes its part
+//! (loss and gradient, or split statistics) on a pool of `workers` threads, the parts are
+//! combined by a tree aggregation in a fixed order, and the driver updates the model — the
+//! bulk-synchronous pattern of MLlib's `treeAggregate`. Defaults are MLlib's.
+//!
+//! # Example
+//!
+//! ```
+//! use trainbench_data::Prepared;
+//! use trainbench_engine::{Engine, ModelKind, ModelSpec, ParamMap, RunContext};
+//! use trainbench_engine_spark::SparkEngine;
+//!
+//! // y = 1 exactly when x > 0, with some overlap so the optimum is finite.
+//! let xs: Vec<f32> = (0..200).map(|i| (i as f32 - 100.0) / 50.0).collect();
+//! let labels: Vec<u32> = xs.iter().enumerate().map(|(i, &x)| u32::from(x > 0.0) ^ u32::from(i % 10 == 0)).collect();
+//! let train = Prepared {
+//!     features: xs,
+//!     n_features: 1,
+//!     labels,
+//!     feature_names: vec!["x".into()],
+//!     class_names: vec!["neg".into(), "pos".into()],
+//!     categorical_features: vec![],
+//! };
+//! let spec = ModelSpec { kind: ModelKind::Lr, params: ParamMap::new() };
+//! let ctx = RunContext { workers: 2, partitions: 4, seed: 1 };
+//! let (model, log) = SparkEngine.fit(&spec, &train, &train.take(&[]), &ctx).unwrap();
+//! let p = model.predict_proba(&[1.5, -1.5]).unwrap();
+//! assert!(p[1] > 0.5 && p[3] < 0.5);
+//! assert!(!log.entries.is_empty());
+//! ```
+#![warn(missing_docs)]
+
+mod executor;
+mod logistic;
+mod mlp;
+mod optim;
+mod params;
+mod tree;
+
+use trainbench_data::{Partitioning, Prepared};
+use trainbench_engine::{
+    Engine, Error, ModelKind, ModelSpec, Result, RunContext, TrainLog, TrainedModel, check_finite,
+};
+
+pub use executor::Executor;
+pub use logistic::LogisticModel;
+pub use mlp::MlpModel;
+pub use params::{BYTES_PER_WEIGHT, Impurity, LrParams, MAX_MLP_WEIGHTS, MlpParams, MlpSolver, TreeParams};
+pub use tree::{FeatureSplits, Node, Rule, TreeModel, continuous_thresholds};
+
+/// Spark MLlib's paradigm, embedded: partitions on a thread pool, tree aggregation per iteration.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SparkEngine;
+
+impl SparkEngine {
+    /// Partitions used when the context does not say: two per worker, as Spark's rule of thumb
+    /// of a few tasks per core.
+    pub fn default_partitions(workers: usize) -> usize {
+        2 * workers.max(1)
+    }
+}
+
+impl Engine for SparkEngine {
+    fn name(&self) -> &'static str {
+        "spark"
+    }
+
+    fn fit(
+        &self,
+        spec: &ModelSpec,
+        train: &Prepared,
+        _valid: &Prepared,
+        ctx: &RunContext,
+    ) -> Result<(Box<dyn TrainedModel>, TrainLog)> {
+        if train.rows() == 0 {
+            return Err(Error::Data("no training rows".into()));
+        }
+        check_finite(train)?;
+        let classes = train.classes();
+        let exec = Executor::new(ctx.workers)?;
+        let partitions = if ctx.partitions == 0 { Self::default_partitions(ctx.workers) } else { ctx.partitions };
+        let data = train.partitioned(partitions, Partitioning::Contiguous);
+        let params = spec.params.clone();
+        match spec.kind {
+            ModelKind::Lr => {
+                let p = LrParams::from_map(params)?;
+                let (m, log) = logistic::fit(&exec, &data, classes, &p)?;
+                Ok((Box::new(m), log))
+            }
+            ModelKind::Tree => {
+                let p = TreeParams::from_map(params, ctx.seed)?;
+                let (m, log) = tree::fit(&exec, &data, classes, &train.categorical_features, &p)?;
+                Ok((Box::new(m), log))
+            }
+            ModelKind::Mlp => {
+                let p = MlpParams::from_map(params, ctx.seed)?;
+                let (m, log) = mlp::fit(&exec, &data, classes, &p)?;
+                Ok((Box::new(m), log))
+            }
+            other => Err(Error::InvalidParam {
+                name: "model".into(),
+                value: other.name().into(),
+                expected: "lr, tree or mlp for the spark engine (cnn, lstm, gru and cnn2d are the tensor engine's)"
+                    .into(),
+            }),
+        }
+    }
+
+    fn load_model(&self, kind: ModelKind, state: &serde_json::Value) -> Result<Box<dyn TrainedModel>> {
+        let bad = |e: serde_json::Error| Error::Data(format!("saved {} model is malformed: {e}", kind.name()));
+        Ok(match kind {
+            ModelKind::Lr => Box::new(serde_json::from_value::<LogisticModel>(state.clone()).map_err(bad)?),
+            ModelKind::Tree => Box::new(serde_json::from_value::<TreeModel>(state.clone()).map_err(bad)?),
+            ModelKind::Mlp => Box::new(serde_json::from_value::<MlpModel>(state.clone()).map_err(bad)?),
+            other => return Err(Error::Data(format!("the spark engine has no '{}' model", other.name()))),
+        })
+    }
+}

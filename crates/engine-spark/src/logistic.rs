@@ -1,0 +1,324 @@
+//! Logistic regression as MLlib's LogisticRegression: binomial for two classes, multinomial
+//! (softmax) otherwise, fitted by L-BFGS (OWL-QN with an L1 term) on features scaled to unit
+//! variance, each objective evaluation one tree aggregation over the partitions.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use trainbench_data::Partitioned;
+use trainbench_engine::{Error, Result, TrainLog, TrainedModel};
+
+use crate::executor::{Executor, add_into};
+use crate::optim::{Objective, minimize};
+use crate::params::LrParams;
+
+/// With an L1 term argmin's OWL-QN penalizes every parameter, but MLlib never penalizes the
+/// intercepts; optimizing `intercept / INTERCEPT_SCALE` instead makes their penalty negligible.
+const INTERCEPT_SCALE: f64 = 1e3;
+
+/// A fitted logistic regression, coefficients on the original feature scale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogisticModel {
+    /// Rows of coefficients: one row for binomial (class 1's log-odds), one per class otherwise.
+    pub coefficients: Vec<Vec<f64>>,
+    /// One intercept per coefficient row.
+    pub intercepts: Vec<f64>,
+    /// Number of classes.
+    pub classes: usize,
+}
+
+impl LogisticModel {
+    fn margins(&self, x: &[f32], out: &mut [f64]) {
+        for (k, (w, b)) in self.coefficients.iter().zip(&self.intercepts).enumerate() {
+            out[k] = b + w.iter().zip(x).map(|(w, &x)| w * f64::from(x)).sum::<f64>();
+        }
+    }
+}
+
+impl TrainedModel for LogisticModel {
+    fn classes(&self) -> usize {
+        self.classes
+    }
+
+    fn n_features(&self) -> usize {
+        self.coefficients[0].len()
+    }
+
+    fn predict_proba(&self, features: &[f32]) -> Result<Vec<f32>> {
+        let d = self.n_features();
+        let mut out = Vec::with_capacity(features.len() / d.max(1) * self.classes);
+        let mut m = vec![0.0; self.coefficients.len()];
+        for x in features.chunks_exact(d) {
+            self.margins(x, &mut m);
+            if self.classes == 2 && m.len() == 1 {
+                let p1 = sigmoid(m[0]);
+                out.extend([(1.0 - p1) as f32, p1 as f32]);
+            } else {
+                softmax_in_place(&mut m);
+                out.extend(m.iter().map(|&p| p as f32));
+            }
+        }
+        Ok(out)
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+fn sigmoid(m: f64) -> f64 {
+    if m >= 0.0 { 1.0 / (1.0 + (-m).exp()) } else { m.exp() / (1.0 + m.exp()) }
+}
+
+/// log(1 + e^m), without overflow.
+fn softplus(m: f64) -> f64 {
+    if m > 0.0 { m + (-m).exp().ln_1p() } else { m.exp().ln_1p() }
+}
+
+fn softmax_in_place(m: &mut [f64]) {
+    let max = m.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let mut sum = 0.0;
+    for v in m.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    for v in m.iter_mut() {
+        *v /= sum;
+    }
+}
+
+/// Per-feature statistics from one pass (MLlib's summarizer).
+struct Summary {
+    rows: f64,
+    mean: Vec<f64>,
+    std: Vec<f64>,
+    class_counts: Vec<f64>,
+}
+
+fn summarize(exec: &Executor, data: &Partitioned, classes: usize) -> Summary {
+    let d = data.data.n_features;
+    // [count, sum x (d), sum x² (d), class counts (k)]
+    let stats = exec
+        .tree_aggregate(
+            data.len(),
+            |p| {
+                let part = data.partition(p);
+                let mut s = vec![0.0; 1 + 2 * d + classes];
+                s[0] = part.rows() as f64;
+                for i in 0..part.rows() {
+                    for (j, &x) in part.row(i).iter().enumerate() {
+                        let x = f64::from(x);
+                        s[1 + j] += x;
+                        s[1 + d + j] += x * x;
+                    }
+                    s[1 + 2 * d + part.labels[i] as usize] += 1.0;
+                }
+                s
+            },
+            add_into,
+        )
+        .unwrap_or_else(|| vec![0.0; 1 + 2 * d + classes]);
+    let n = stats[0];
+    let mean: Vec<f64> = (0..d).map(|j| stats[1 + j] / n).collect();
+    let std = (0..d)
+        .map(|j| {
+            // Unbiased sample variance, as MLlib's summarizer.
+            let var = if n > 1.0 { (stats[1 + d + j] - n * mean[j] * mean[j]) / (n - 1.0) } else { 0.0 };
+            var.max(0.0).sqrt()
+        })
+        .collect();
+    Summary { rows: n, mean, std, class_counts: stats[1 + 2 * d..].to_vec() }
+}
+
+/// The objective in the scaled space: coefficient `β_kj` multiplies `(x_j − μ_j) / σ_j`.
+struct LogLoss<'a> {
+    exec: &'a Executor,
+    data: &'a Partitioned<'a>,
+    /// 1 / σ_j (0 for constant features, which then take no part), or 1 without standardization.
+    inv_std: Vec<f64>,
+    /// μ_j when the intercept is fitted (centering improves conditioning), else 0.
+    center: Vec<f64>,
+    /// Coefficient rows: 1 (binomial) or k (multinomial).
+    rows: usize,
+    fit_intercept: bool,
+    intercept_scale: f64,
+    /// L2 strength on the parameters: the scaled coefficients with standardization, the raw
+    /// ones without (then `inv_std` is 1 and the two are the same).
+    l2: f64,
+}
+
+impl LogLoss<'_> {
+    fn n_features(&self) -> usize {
+        self.inv_std.len()
+    }
+
+    /// Raw-space weights and offsets for parameters `x`.
+    fn raw(&self, x: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let d = self.n_features();
+        let mut w = vec![0.0; self.rows * d];
+        let mut b = vec![0.0; self.rows];
+        for k in 0..self.rows {
+            let intercept = if self.fit_intercept { x[self.rows * d + k] * self.intercept_scale } else { 0.0 };
+            let mut offset = intercept;
+            for j in 0..d {
+                w[k * d + j] = x[k * d + j] * self.inv_std[j];
+                offset -= w[k * d + j] * self.center[j];
+            }
+            b[k] = offset;
+        }
+        (w, b)
+    }
+}
+
+impl Objective for LogLoss<'_> {
+    fn evaluate(&self, x: &[f64]) -> (f64, Vec<f64>) {
+        let d = self.n_features();
+        let rows = self.rows;
+        let (w, b) = self.raw(x);
+        // Per partition: [loss, Σ r_k x_j (rows × d), Σ r_k (rows)].
+        let sums = self
+            .exec
+            .tree_aggregate(
+                self.data.len(),
+                |p| {
+                    let part = self.data.partition(p);
+                    let mut s = vec![0.0; 1 + rows * d + rows];
+                    let mut m = vec![0.0; rows.max(2)];
+                    for i in 0..part.rows() {
+                        let xi = part.row(i);
+                        let y = part.labels[i] as usize;
+                        for k in 0..rows {
+                            let wk = &w[k * d..(k + 1) * d];
+                            m[k] = b[k] + wk.iter().zip(xi).map(|(w, &x)| w * f64::from(x)).sum::<f64>();
+                        }
+                        if rows == 1 {
+                            let label = if y == 1 { 1.0 } else { 0.0 };
+                            s[0] += softplus(m[0]) - label * m[0];
+                            let r = sigmoid(m[0]) - label;
+                            for (g, &xv) in s[1..1 + d].iter_mut().zip(xi) {
+                                *g += r * f64::from(xv);
+                            }
+                            s[1 + d] += r;
+                        } else {
+                            let max = m[..rows].iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                            let sum: f64 = m[..rows].iter().map(|v| (v - max).exp()).sum();
+                            s[0] += max + sum.ln() - m[y];
+                            for k in 0..rows {
+                                let r = (m[k] - max).exp() / sum - if k == y { 1.0 } else { 0.0 };
+                                let g = &mut s[1 + k * d..1 + (k + 1) * d];
+                                for (g, &xv) in g.iter_mut().zip(xi) {
+                                    *g += r * f64::from(xv);
+                                }
+                                s[1 + rows * d + k] += r;
+                            }
+                        }
+                    }
+                    s
+                },
+                add_into,
+            )
+            .unwrap_or_default();
+        let n = self.data.data.rows() as f64;
+        let mut loss = sums[0] / n;
+        let mut grad = vec![0.0; x.len()];
+        for k in 0..rows {
+            let r_sum = sums[1 + rows * d + k];
+            for j in 0..d {
+                let raw = sums[1 + k * d + j] - self.center[j] * r_sum;
+                grad[k * d + j] = self.inv_std[j] * raw / n;
+            }
+            if self.fit_intercept {
+                grad[rows * d + k] = r_sum / n * self.intercept_scale;
+            }
+        }
+        if self.l2 > 0.0 {
+            for k in 0..rows {
+                for j in 0..d {
+                    let beta = x[k * d + j];
+                    loss += 0.5 * self.l2 * beta * beta;
+                    grad[k * d + j] += self.l2 * beta;
+                }
+            }
+        }
+        (loss, grad)
+    }
+}
+
+/// Fits on partitioned training rows.
+pub fn fit(
+    exec: &Executor,
+    data: &Partitioned,
+    classes: usize,
+    params: &LrParams,
+) -> Result<(LogisticModel, TrainLog)> {
+    let start = Instant::now();
+    let d = data.data.n_features;
+    let summary = summarize(exec, data, classes);
+    let present = summary.class_counts.iter().filter(|&&c| c > 0.0).count();
+    if present < 2 {
+        return Err(Error::Data(format!(
+            "logistic regression needs rows of at least 2 classes; the training rows have {present}"
+        )));
+    }
+    let rows = if classes == 2 { 1 } else { classes };
+    let inv_std: Vec<f64> = summary
+        .std
+        .iter()
+        .map(|&s| {
+            if !params.standardization {
+                1.0
+            } else if s > 0.0 {
+                1.0 / s
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let center = if params.fit_intercept { summary.mean.clone() } else { vec![0.0; d] };
+    let l1 = params.reg_param * params.elastic_net_param;
+    let l2 = params.reg_param * (1.0 - params.elastic_net_param);
+    let intercept_scale = if l1 > 0.0 && params.fit_intercept { INTERCEPT_SCALE } else { 1.0 };
+    let objective = LogLoss {
+        exec,
+        data,
+        inv_std: inv_std.clone(),
+        center,
+        rows,
+        fit_intercept: params.fit_intercept,
+        intercept_scale,
+        l2,
+    };
+    let mut x0 = vec![0.0; rows * d + if params.fit_intercept { rows } else { 0 }];
+    if params.fit_intercept {
+        // Start from the class priors, as MLlib does: it saves iterations.
+        let n = summary.rows;
+        if rows == 1 {
+            x0[d] = (summary.class_counts[1].max(0.5) / summary.class_counts[0].max(0.5)).ln() / intercept_scale;
+        } else {
+            let logs: Vec<f64> = summary.class_counts.iter().map(|&c| (c.max(0.5) / n).ln()).collect();
+            let mean = logs.iter().sum::<f64>() / rows as f64;
+            for k in 0..rows {
+                x0[rows * d + k] = (logs[k] - mean) / intercept_scale;
+            }
+        }
+    }
+    let out = minimize(&objective, x0, params.max_iter, params.tol, l1)?;
+    let (w, b) = objective.raw(&out.x);
+    let mut coefficients: Vec<Vec<f64>> = w.chunks(d.max(1)).map(|c| c.to_vec()).take(rows).collect();
+    if coefficients.len() < rows {
+        coefficients = vec![Vec::new(); rows];
+    }
+    let mut intercepts = b;
+    if rows > 1 && params.reg_param == 0.0 {
+        // Softmax is unchanged by adding a constant to every class; like MLlib, report the
+        // centered (identifiable) solution.
+        for j in 0..d {
+            let mean = coefficients.iter().map(|c| c[j]).sum::<f64>() / rows as f64;
+            coefficients.iter_mut().for_each(|c| c[j] -= mean);
+        }
+        let mean = intercepts.iter().sum::<f64>() / rows as f64;
+        intercepts.iter_mut().for_each(|b| *b -= mean);
+    }
+    let log = TrainLog { entries: out.log, fit_seconds: start.elapsed().as_secs_f64(), stop_reason: out.stop_reason };
+    Ok((LogisticModel { coefficients, intercepts, classes }, log))
+}

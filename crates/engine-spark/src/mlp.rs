@@ -1,0 +1,390 @@
+//! Multilayer perceptron as MLlib's MultilayerPerceptronClassifier (Spark's neural network):
+//! sigmoid hidden layers, a softmax output with cross-entropy loss, rows stacked into blocks
+//! of `blockSize` so each layer is a matrix product, trained by L-BFGS (default) or full-batch
+//! gradient descent, every iteration one tree aggregation of the gradient over the partitions.
+
+use std::time::Instant;
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use trainbench_data::Partitioned;
+use trainbench_engine::{Error, LogEntry, Result, TrainLog, TrainedModel};
+
+use crate::executor::{Executor, add_into};
+use crate::optim::{Objective, minimize};
+use crate::params::{MlpParams, MlpSolver};
+
+/// A fitted network: per layer, weights (out × in, row-major) then biases (out), concatenated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MlpModel {
+    /// Layer sizes, input to output.
+    pub layers: Vec<usize>,
+    /// All weights.
+    pub weights: Vec<f32>,
+}
+
+/// Where each layer's weights and biases start in the flat vector.
+fn layer_offsets(layers: &[usize]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for w in layers.windows(2) {
+        out.push((at, at + w[0] * w[1]));
+        at += w[0] * w[1] + w[1];
+    }
+    out
+}
+
+/// C (m × n) = A (m × k) · Bᵀ, B given as n × k row-major: `x · Wᵀ`.
+fn matmul_a_bt(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    // SAFETY: the strides describe `a` as m × k, `b`ᵀ as k × n and `c` as m × n, all row-major,
+    // and the callers size the slices accordingly (checked by the asserts).
+    assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n);
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            k as isize,
+            1,
+            b.as_ptr(),
+            1,
+            k as isize,
+            0.0,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+/// C (m × n) = Aᵀ · B with A (k × m) and B (k × n) row-major: the weight gradient δᵀ · x.
+fn matmul_at_b(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    assert!(a.len() >= k * m && b.len() >= k * n && c.len() >= m * n);
+    // SAFETY: as above, with `a` read transposed.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            1,
+            m as isize,
+            b.as_ptr(),
+            n as isize,
+            1,
+            0.0,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+/// C (m × n) = A (m × k) · B (k × n), row-major: δ · W back through a layer.
+fn matmul_a_b(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    // SAFETY: as above.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            k as isize,
+            1,
+            b.as_ptr(),
+            n as isize,
+            1,
+            0.0,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+impl MlpModel {
+    /// Activations of every layer for a block of `rows` rows (`x` is rows × inputs).
+    fn forward(&self, x: &[f32], rows: usize, acts: &mut Vec<Vec<f32>>) {
+        let offsets = layer_offsets(&self.layers);
+        acts.resize(self.layers.len(), Vec::new());
+        acts[0].clear();
+        acts[0].extend_from_slice(x);
+        let last = self.layers.len() - 1;
+        for l in 0..last {
+            let (inp, out) = (self.layers[l], self.layers[l + 1]);
+            let (w_at, b_at) = offsets[l];
+            let mut z = std::mem::take(&mut acts[l + 1]);
+            z.resize(rows * out, 0.0);
+            matmul_a_bt(rows, inp, out, &acts[l], &self.weights[w_at..b_at], &mut z);
+            let bias = &self.weights[b_at..b_at + out];
+            for row in z.chunks_exact_mut(out) {
+                for (v, b) in row.iter_mut().zip(bias) {
+                    *v += b;
+                }
+                if l + 1 < last {
+                    row.iter_mut().for_each(|v| *v = sigmoid(*v));
+                } else {
+                    let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0.0;
+                    for v in row.iter_mut() {
+                        *v = (*v - max).exp();
+                        sum += *v;
+                    }
+                    row.iter_mut().for_each(|v| *v /= sum);
+                }
+            }
+            acts[l + 1] = z;
+        }
+    }
+
+    /// Adds this block's loss and gradient (sums, not means) into `loss` and `grad`.
+    fn backward(
+        &self,
+        labels: &[u32],
+        rows: usize,
+        acts: &[Vec<f32>],
+        scratch: &mut Scratch,
+        loss: &mut f64,
+        grad: &mut [f64],
+    ) {
+        let offsets = layer_offsets(&self.layers);
+        let last = self.layers.len() - 1;
+        let classes = self.layers[last];
+        // Softmax with cross-entropy: δ = p − onehot(y).
+        let mut delta = std::mem::take(&mut scratch.delta);
+        delta.clear();
+        delta.extend_from_slice(&acts[last]);
+        for (i, &y) in labels.iter().enumerate() {
+            let p = delta[i * classes + y as usize];
+            // Clamp a zero probability, but let NaN through so divergence is seen.
+            *loss -= if p.is_nan() { f64::NAN } else { f64::from(p.max(f32::MIN_POSITIVE)).ln() };
+            delta[i * classes + y as usize] -= 1.0;
+        }
+        for l in (0..last).rev() {
+            let (inp, out) = (self.layers[l], self.layers[l + 1]);
+            let (w_at, b_at) = offsets[l];
+            scratch.block_grad.resize(out * inp, 0.0);
+            matmul_at_b(out, rows, inp, &delta, &acts[l], &mut scratch.block_grad);
+            for (g, v) in grad[w_at..b_at].iter_mut().zip(&scratch.block_grad) {
+                *g += f64::from(*v);
+            }
+            for row in delta.chunks_exact(out) {
+                for (g, v) in grad[b_at..b_at + out].iter_mut().zip(row) {
+                    *g += f64::from(*v);
+                }
+            }
+            if l > 0 {
+                // δ_prev = (δ · W) ⊙ a (1 − a) for the sigmoid layer below.
+                scratch.back.resize(rows * inp, 0.0);
+                matmul_a_b(rows, out, inp, &delta, &self.weights[w_at..b_at], &mut scratch.back);
+                for (d, a) in scratch.back.iter_mut().zip(&acts[l]) {
+                    *d *= a * (1.0 - a);
+                }
+                std::mem::swap(&mut delta, &mut scratch.back);
+            }
+        }
+        scratch.delta = delta;
+    }
+}
+
+#[derive(Default)]
+struct Scratch {
+    delta: Vec<f32>,
+    back: Vec<f32>,
+    block_grad: Vec<f32>,
+}
+
+impl TrainedModel for MlpModel {
+    fn classes(&self) -> usize {
+        *self.layers.last().unwrap_or(&0)
+    }
+
+    fn n_features(&self) -> usize {
+        self.layers[0]
+    }
+
+    fn predict_proba(&self, features: &[f32]) -> Result<Vec<f32>> {
+        let d = self.n_features();
+        let mut out = Vec::with_capacity(features.len() / d.max(1) * self.classes());
+        let mut acts = Vec::new();
+        for block in features.chunks(128 * d) {
+            let rows = block.len() / d;
+            self.forward(block, rows, &mut acts);
+            out.extend_from_slice(acts.last().map_or(&[][..], |a| &a[..]));
+        }
+        Ok(out)
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+/// Mean cross-entropy over all rows, with its gradient.
+struct CrossEntropy<'a> {
+    exec: &'a Executor,
+    data: &'a Partitioned<'a>,
+    layers: Vec<usize>,
+    block_size: usize,
+}
+
+impl Objective for CrossEntropy<'_> {
+    fn evaluate(&self, x: &[f64]) -> (f64, Vec<f64>) {
+        let model = MlpModel { layers: self.layers.clone(), weights: x.iter().map(|&v| v as f32).collect() };
+        let d = self.layers[0];
+        let sums = self
+            .exec
+            .tree_aggregate(
+                self.data.len(),
+                |p| {
+                    let part = self.data.partition(p);
+                    // [loss, gradient...]
+                    let mut s = vec![0.0; 1 + x.len()];
+                    let (loss, grad) = s.split_at_mut(1);
+                    let mut acts = Vec::new();
+                    let mut scratch = Scratch::default();
+                    for (block, labels) in
+                        part.features.chunks(self.block_size * d).zip(part.labels.chunks(self.block_size))
+                    {
+                        model.forward(block, labels.len(), &mut acts);
+                        model.backward(labels, labels.len(), &acts, &mut scratch, &mut loss[0], grad);
+                    }
+                    s
+                },
+                add_into,
+            )
+            .unwrap_or_default();
+        let n = self.data.data.rows() as f64;
+        (sums[0] / n, sums[1..].iter().map(|g| g / n).collect())
+    }
+}
+
+/// MLlib's initial weights: uniform in ±2.4 / √(inputs of the layer), biases included.
+fn initial_weights(layers: &[usize], seed: u64) -> Vec<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut w = Vec::new();
+    for pair in layers.windows(2) {
+        let scale = 1.0 / (pair[0] as f64).sqrt();
+        for _ in 0..pair[0] * pair[1] + pair[1] {
+            w.push((rng.random::<f64>() * 4.8 - 2.4) * scale);
+        }
+    }
+    w
+}
+
+/// Fits on partitioned training rows.
+pub fn fit(exec: &Executor, data: &Partitioned, classes: usize, params: &MlpParams) -> Result<(MlpModel, TrainLog)> {
+    let start = Instant::now();
+    let d = data.data.n_features;
+    params.check_size(d, classes)?;
+    let present = {
+        let mut seen = vec![false; classes];
+        data.data.labels.iter().for_each(|&l| seen[l as usize] = true);
+        seen.iter().filter(|&&s| s).count()
+    };
+    if present < 2 {
+        return Err(Error::Data(format!("the MLP needs rows of at least 2 classes; the training rows have {present}")));
+    }
+    let layers = params.layers(d, classes);
+    let objective = CrossEntropy { exec, data, layers: layers.clone(), block_size: params.block_size };
+    let x0 = initial_weights(&layers, params.seed);
+    let (x, entries, stop_reason) = match params.solver {
+        MlpSolver::LBfgs => {
+            let out = minimize(&objective, x0, params.max_iter, params.tol, 0.0)?;
+            (out.x, out.log, out.stop_reason)
+        }
+        MlpSolver::Gd => gradient_descent(&objective, x0, params, start)?,
+    };
+    let model = MlpModel { layers, weights: x.iter().map(|&v| v as f32).collect() };
+    Ok((model, TrainLog { entries, fit_seconds: start.elapsed().as_secs_f64(), stop_reason }))
+}
+
+/// MLlib's GradientDescent with the SimpleUpdater and miniBatchFraction 1: step
+/// `stepSize / √t`; converged when the weights move less than `tol · max(‖w‖, 1)`.
+fn gradient_descent(
+    objective: &CrossEntropy,
+    mut w: Vec<f64>,
+    params: &MlpParams,
+    start: Instant,
+) -> Result<(Vec<f64>, Vec<LogEntry>, String)> {
+    let mut log = Vec::new();
+    for t in 1..=params.max_iter {
+        let (loss, grad) = objective.evaluate(&w);
+        if !loss.is_finite() {
+            return Err(Error::Diverged { iteration: t, loss });
+        }
+        let step = params.step_size / (t as f64).sqrt();
+        let mut moved = 0.0;
+        for (wi, g) in w.iter_mut().zip(&grad) {
+            let delta = step * g;
+            *wi -= delta;
+            moved += delta * delta;
+        }
+        log.push(LogEntry {
+            step: t,
+            loss,
+            valid_loss: None,
+            elapsed_seconds: start.elapsed().as_secs_f64(),
+            extra: Default::default(),
+        });
+        let norm = w.iter().map(|v| v * v).sum::<f64>().sqrt();
+        if moved.sqrt() < params.tol * norm.max(1.0) {
+            return Ok((w, log, "converged".into()));
+        }
+    }
+    Ok((w, log, "max_iter".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Backpropagation against central finite differences of the loss, in f64 terms.
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let layers = vec![3, 4, 3];
+        let w = initial_weights(&layers, 7);
+        let x: Vec<f32> = vec![0.5, -1.0, 2.0, 1.5, 0.25, -0.75, -0.3, 0.8, 0.1];
+        let labels = [2u32, 0, 1];
+        let loss_at = |w: &[f64]| {
+            let model = MlpModel { layers: layers.clone(), weights: w.iter().map(|&v| v as f32).collect() };
+            let mut acts = Vec::new();
+            model.forward(&x, 3, &mut acts);
+            let mut grad = vec![0.0; w.len()];
+            let mut loss = 0.0;
+            model.backward(&labels, 3, &acts, &mut Scratch::default(), &mut loss, &mut grad);
+            (loss, grad)
+        };
+        let (_, grad) = loss_at(&w);
+        for i in 0..w.len() {
+            let h = 1e-2;
+            let (mut up, mut down) = (w.clone(), w.clone());
+            up[i] += h;
+            down[i] -= h;
+            let numeric = (loss_at(&up).0 - loss_at(&down).0) / (2.0 * h);
+            assert!(
+                (numeric - grad[i]).abs() < 2e-3 * numeric.abs().max(1.0),
+                "weight {i}: numeric {numeric}, backprop {}",
+                grad[i]
+            );
+        }
+    }
+
+    #[test]
+    fn layout_and_init_follow_mllib() {
+        assert_eq!(layer_offsets(&[2, 3, 2]), [(0, 6), (9, 15)]);
+        let w = initial_weights(&[4, 2], 1);
+        assert_eq!(w.len(), 10);
+        assert!(w.iter().all(|v| v.abs() <= 1.2));
+    }
+}
