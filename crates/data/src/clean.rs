@@ -75,14 +75,16 @@ pub struct CleanReport {
 }
 
 /// Cleans `table`, returning the kept rows, the report, and every removed row with its reason.
-pub fn clean(table: &Table, options: &CleanOptions) -> Result<(Table, CleanReport, Vec<InvalidRow>)> {
+/// Takes the table by value so that, when no row is removed, nothing is copied.
+pub fn clean(table: Table, options: &CleanOptions) -> Result<(Table, CleanReport, Vec<InvalidRow>)> {
     let rows = table.rows();
     let mut report = CleanReport { rows_in: rows, ..CleanReport::default() };
     let mut removed: Vec<InvalidRow> = Vec::new();
     let mut keep = vec![true; rows];
 
-    for (_, column) in table.features() {
-        if column.missing_count() == rows {
+    let missing_counts: Vec<usize> = table.features().map(|(_, c)| c.missing_count()).collect();
+    for ((_, column), &missing) in table.features().zip(&missing_counts) {
+        if missing == rows {
             return Err(Error::AllMissing { path: table.source.clone(), name: column.name.clone(), rows });
         }
     }
@@ -92,18 +94,29 @@ pub fn clean(table: &Table, options: &CleanOptions) -> Result<(Table, CleanRepor
         if label.is_missing(r) {
             *k = false;
             report.missing_label_rows += 1;
-            removed.push(removed_row(table, r, Some(label.name.clone()), format!("label '{}' is missing", label.name)));
+            removed.push(removed_row(
+                &table,
+                r,
+                Some(label.name.clone()),
+                format!("label '{}' is missing", label.name),
+            ));
         }
     }
 
-    for (_, column) in table.features() {
-        let missing = (0..rows).filter(|&r| keep[r] && column.is_missing(r)).count();
+    let any_missing_cell = missing_counts.iter().any(|&m| m > 0);
+    for ((_, column), &total) in table.features().zip(&missing_counts) {
+        // Count again only when rows without a label were taken out.
+        let missing = if total == 0 || report.missing_label_rows == 0 {
+            total
+        } else {
+            (0..rows).filter(|&r| keep[r] && column.is_missing(r)).count()
+        };
         if missing > 0 {
             report.missing_by_column.push((column.name.clone(), missing));
             report.missing_cells += missing;
         }
     }
-    if options.missing == MissingPolicy::Drop {
+    if options.missing == MissingPolicy::Drop && any_missing_cell {
         for (r, k) in keep.iter_mut().enumerate() {
             if !*k {
                 continue;
@@ -112,7 +125,7 @@ pub fn clean(table: &Table, options: &CleanOptions) -> Result<(Table, CleanRepor
                 *k = false;
                 report.missing_value_rows_dropped += 1;
                 let reason = format!("missing value in column '{}' (policy: drop)", c.name);
-                removed.push(removed_row(table, r, Some(c.name.clone()), reason));
+                removed.push(removed_row(&table, r, Some(c.name.clone()), reason));
             }
         }
     } else {
@@ -120,22 +133,22 @@ pub fn clean(table: &Table, options: &CleanOptions) -> Result<(Table, CleanRepor
     }
 
     if options.drop_duplicates {
-        for (r, first) in duplicates(table, &keep) {
+        for (r, first) in duplicates(&table, &keep) {
             keep[r] = false;
             report.duplicate_rows += 1;
             let reason = format!("exact duplicate of line {}", table.lines[first]);
-            removed.push(removed_row(table, r, None, reason));
+            removed.push(removed_row(&table, r, None, reason));
         }
     }
 
     let kept: Vec<usize> = (0..rows).filter(|&r| keep[r]).collect();
     report.rows_out = kept.len();
-    let cleaned = table.take(&kept);
+    let cleaned = if kept.len() == rows { table } else { table.take(&kept) };
     let classes = cleaned.class_names();
     if classes.len() < 2 {
         return Err(Error::OneClass {
-            path: table.source.clone(),
-            label: label.name.clone(),
+            path: cleaned.source.clone(),
+            label: cleaned.label_name().to_owned(),
             classes,
             rows: cleaned.rows(),
         });
@@ -212,7 +225,7 @@ mod tests {
     #[test]
     fn counts_missing_duplicates_and_missing_labels() {
         let t = table("a,b,y\n1,x,p\n1,x,p\n,x,q\n2,,q\n3,y,\n1,x,p\n4,z,q\n");
-        let (cleaned, report, removed) = clean(&t, &CleanOptions::default()).unwrap();
+        let (cleaned, report, removed) = clean(t.clone(), &CleanOptions::default()).unwrap();
         assert_eq!(report.rows_in, 7);
         assert_eq!(report.missing_label_rows, 1);
         assert_eq!(report.missing_by_column, [("a".to_owned(), 1), ("b".to_owned(), 1)]);
@@ -226,7 +239,7 @@ mod tests {
             [(3, "exact duplicate of line 2"), (6, "label 'y' is missing"), (7, "exact duplicate of line 2")]
         );
         let drop = CleanOptions { missing: MissingPolicy::Drop, drop_duplicates: false };
-        let (cleaned, report, removed) = clean(&t, &drop).unwrap();
+        let (cleaned, report, removed) = clean(t, &drop).unwrap();
         assert_eq!(report.missing_value_rows_dropped, 2);
         assert_eq!(report.duplicate_rows, 0);
         assert_eq!(cleaned.rows(), 4);
@@ -236,9 +249,9 @@ mod tests {
 
     #[test]
     fn refuses_all_missing_columns_and_one_class() {
-        let err = clean(&table("a,b,y\n1,,p\n2,,q\n"), &CleanOptions::default()).unwrap_err();
+        let err = clean(table("a,b,y\n1,,p\n2,,q\n"), &CleanOptions::default()).unwrap_err();
         assert_eq!(err.to_string(), "t.csv: column 'b' has only missing values (2 rows)");
-        let err = clean(&table("a,y\n1,p\n2,p\n"), &CleanOptions::default()).unwrap_err();
+        let err = clean(table("a,y\n1,p\n2,p\n"), &CleanOptions::default()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "t.csv: label column 'y' has one class ('p') (2 rows); at least 2 classes are needed"

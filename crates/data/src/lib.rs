@@ -12,7 +12,7 @@
 //! std::fs::write(&path, "size,colour,label\n1.5,red,yes\n2.5,blue,no\n,red,yes\n").unwrap();
 //!
 //! let loaded = load(&path, &LoadOptions::default().with_label("label")).unwrap();
-//! let (table, report, _removed) = clean(&loaded.table, &CleanOptions::default()).unwrap();
+//! let (table, report, _removed) = clean(loaded.table, &CleanOptions::default()).unwrap();
 //! assert_eq!(report.cells_to_impute, 1);
 //!
 //! let rows: Vec<usize> = (0..table.rows()).collect();

@@ -209,6 +209,17 @@ impl Preprocessor {
     }
 }
 
+/// A block of rows to transform: index of its first row, the rows, and its part of the output.
+type Block<'a, 'b> = (usize, &'a [usize], &'b mut [f32]);
+
+/// The row an error is about, for choosing the first of several (errors without one sort last).
+fn error_row(e: &Error) -> usize {
+    match e {
+        Error::UnseenCategory { row, .. } => *row,
+        _ => usize::MAX,
+    }
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_unstable_by(f64::total_cmp);
     let n = values.len();
@@ -334,8 +345,66 @@ impl FittedPreprocessor {
 
     /// Features only (the label may be absent), row-major.
     pub fn transform_features(&self, table: &Table, rows: &[usize]) -> Result<(Vec<f32>, TransformCounts)> {
+        const BLOCK_ROWS: usize = 16_384;
         let width = self.feature_names.len();
         let mut out = vec![0f32; rows.len() * width];
+        if rows.is_empty() || width == 0 {
+            return Ok((out, TransformCounts::default()));
+        }
+        // Blocks of rows keep the column-by-column writes within cache; threads take turns.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(rows.len().div_ceil(BLOCK_ROWS));
+        let blocks: Vec<Block> = rows
+            .chunks(BLOCK_ROWS)
+            .zip(out.chunks_mut(BLOCK_ROWS * width))
+            .enumerate()
+            .map(|(b, (r, o))| (b * BLOCK_ROWS, r, o))
+            .collect();
+        let mut per_thread: Vec<Vec<Block>> = (0..threads).map(|_| Vec::new()).collect();
+        for (i, block) in blocks.into_iter().enumerate() {
+            per_thread[i % threads].push(block);
+        }
+        let results: Vec<Result<TransformCounts>> = std::thread::scope(|s| {
+            let handles: Vec<_> = per_thread
+                .into_iter()
+                .map(|blocks| {
+                    s.spawn(move || {
+                        let mut counts = TransformCounts::default();
+                        for (first, rows, out) in blocks {
+                            let c = self.transform_block(table, rows, first, out)?;
+                            counts.imputed_cells += c.imputed_cells;
+                            counts.unseen_categories += c.unseen_categories;
+                        }
+                        Ok(counts)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("transform does not panic")).collect()
+        });
+        let mut counts = TransformCounts::default();
+        // The first error in row order, as a sequential pass would report.
+        let mut first_error: Option<Error> = None;
+        for r in results {
+            match r {
+                Ok(c) => {
+                    counts.imputed_cells += c.imputed_cells;
+                    counts.unseen_categories += c.unseen_categories;
+                }
+                Err(e) => {
+                    if first_error.as_ref().is_none_or(|f| error_row(&e) < error_row(f)) {
+                        first_error = Some(e);
+                    }
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok((out, counts)),
+        }
+    }
+
+    /// Transforms `rows` (the first of which is row `first` of the whole request) into `out`.
+    fn transform_block(&self, table: &Table, rows: &[usize], first: usize, out: &mut [f32]) -> Result<TransformCounts> {
+        let width = self.feature_names.len();
         let mut counts = TransformCounts::default();
         let mut offset = 0;
         for fitted in &self.columns {
@@ -399,7 +468,13 @@ impl FittedPreprocessor {
                                     out[i * width + offset] = fitted_levels.len() as f32;
                                 }
                             }
-                            None => return Err(Error::UnseenCategory { column: name.clone(), value: shown, row: i }),
+                            None => {
+                                return Err(Error::UnseenCategory {
+                                    column: name.clone(),
+                                    value: shown,
+                                    row: first + i,
+                                });
+                            }
                         }
                     }
                     offset += if one_hot { fitted_levels.len() } else { 1 };
@@ -417,7 +492,7 @@ impl FittedPreprocessor {
                 }
             }
         }
-        Ok((out, counts))
+        Ok(counts)
     }
 
     /// Writes the fitted state as JSON.

@@ -38,6 +38,7 @@ pub(crate) fn parse(path: &Path, bytes: &[u8], options: &LoadOptions) -> Result<
         _ => options.thread_count(),
     };
     let bounds = chunk_bounds(bytes, data_start, threads);
+    let total_lines = memchr::memchr_iter(b'\n', &bytes[data_start..]).count() + 1;
     let spec = ChunkSpec { names: &names, kinds: &kinds, delimiter, missing: &options.missing_values };
     let chunks: Vec<Chunk> = std::thread::scope(|s| {
         let handles: Vec<_> = bounds
@@ -47,7 +48,9 @@ pub(crate) fn parse(path: &Path, bytes: &[u8], options: &LoadOptions) -> Result<
                 // Lines before this chunk: the header's, plus every newline in the data before it.
                 let first_line = header_lines + memchr::memchr_iter(b'\n', &bytes[data_start..start]).count() as u64;
                 let spec = &spec;
-                s.spawn(move || parse_chunk(&bytes[start..end], first_line, spec))
+                // The first chunk reserves room for every row, so merging only appends.
+                let reserve = if start == data_start { total_lines } else { 0 };
+                s.spawn(move || parse_chunk(&bytes[start..end], first_line, reserve, spec))
             })
             .collect();
         handles.into_iter().map(|h| h.join().expect("chunk parser does not panic")).collect()
@@ -150,7 +153,8 @@ fn infer_kinds(data: &[u8], delimiter: u8, width: usize, options: &LoadOptions) 
 }
 
 fn parse_number(field: &[u8]) -> Option<f64> {
-    std::str::from_utf8(field).ok()?.parse::<f64>().ok()
+    // Same grammar as `str::parse::<f64>` (decimal, exponent, inf, nan), straight from bytes.
+    fast_float2::parse::<f64, _>(field).ok()
 }
 
 /// Chunk start offsets (plus the end), each at a line start outside quotes.
@@ -207,19 +211,23 @@ enum Cell {
     Missing,
 }
 
-fn parse_chunk(bytes: &[u8], first_line: u64, spec: &ChunkSpec) -> Chunk {
+fn parse_chunk(bytes: &[u8], first_line: u64, reserve: usize, spec: &ChunkSpec) -> Chunk {
     let width = spec.names.len();
+    // Line ends bound the row count: reserving once avoids regrowing every column.
+    let capacity = reserve.max(memchr::memchr_iter(b'\n', bytes).count() + 1);
     let mut columns: Vec<ColumnBuf> = spec
         .kinds
         .iter()
         .map(|k| match k {
-            ColumnKind::Numeric => ColumnBuf::Numeric(Vec::new()),
-            ColumnKind::Categorical => {
-                ColumnBuf::Categorical { codes: Vec::new(), index: HashMap::new(), levels: Vec::new() }
-            }
+            ColumnKind::Numeric => ColumnBuf::Numeric(Vec::with_capacity(capacity)),
+            ColumnKind::Categorical => ColumnBuf::Categorical {
+                codes: Vec::with_capacity(capacity),
+                index: HashMap::new(),
+                levels: Vec::new(),
+            },
         })
         .collect();
-    let mut chunk = Chunk { columns: Vec::new(), lines: Vec::new(), invalid: Vec::new() };
+    let mut chunk = Chunk { columns: Vec::new(), lines: Vec::with_capacity(capacity), invalid: Vec::new() };
     let mut rdr = reader(bytes, spec.delimiter);
     let mut record = ::csv::ByteRecord::new();
     let mut cells: Vec<Cell> = Vec::with_capacity(width);
@@ -328,23 +336,27 @@ fn merge(
     label: usize,
     chunks: Vec<Chunk>,
 ) -> (Table, Vec<InvalidRow>) {
-    let mut lines = Vec::with_capacity(chunks.iter().map(|c| c.lines.len()).sum());
+    let mut lines: Vec<u64> = Vec::new();
     let mut invalid = Vec::new();
     let mut merged: Vec<ColumnData> = kinds
         .iter()
         .map(|k| match k {
-            ColumnKind::Numeric => ColumnData::Numeric(Vec::with_capacity(lines.capacity())),
-            ColumnKind::Categorical => {
-                ColumnData::Categorical { codes: Vec::with_capacity(lines.capacity()), levels: Vec::new() }
-            }
+            ColumnKind::Numeric => ColumnData::Numeric(Vec::new()),
+            ColumnKind::Categorical => ColumnData::Categorical { codes: Vec::new(), levels: Vec::new() },
         })
         .collect();
     let mut global_index: Vec<HashMap<String, u32>> = vec![HashMap::new(); kinds.len()];
     for chunk in chunks {
-        lines.extend(chunk.lines);
+        if lines.is_empty() {
+            lines = chunk.lines;
+        } else {
+            lines.extend(chunk.lines);
+        }
         invalid.extend(chunk.invalid);
         for ((target, source), index) in merged.iter_mut().zip(chunk.columns).zip(global_index.iter_mut()) {
             match (target, source) {
+                // The first chunk's vectors were reserved for every row: take them as they are.
+                (ColumnData::Numeric(all), ColumnBuf::Numeric(part)) if all.is_empty() => *all = part,
                 (ColumnData::Numeric(all), ColumnBuf::Numeric(part)) => all.extend(part),
                 (
                     ColumnData::Categorical { codes: all, levels: all_levels },
@@ -359,7 +371,11 @@ fn merge(
                             })
                         })
                         .collect();
-                    all.extend(codes.into_iter().map(|c| if c == MISSING_CODE { c } else { remap[c as usize] }));
+                    if all.is_empty() && remap.iter().enumerate().all(|(i, &c)| i as u32 == c) {
+                        *all = codes;
+                    } else {
+                        all.extend(codes.into_iter().map(|c| if c == MISSING_CODE { c } else { remap[c as usize] }));
+                    }
                 }
                 _ => unreachable!("chunks are built from the same kinds"),
             }
