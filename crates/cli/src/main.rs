@@ -25,6 +25,10 @@ enum Command {
     Inspect(cmd::inspect::InspectArgs),
     /// Load, clean, split and preprocess a data file, and print what was done.
     Prepare(cmd::prepare::PrepareArgs),
+    /// Train one model with one engine and print its metrics on the test rows.
+    Train(cmd::train::TrainArgs),
+    /// Apply a saved model to new data (streamed: any size).
+    Predict(cmd::predict::PredictArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +40,10 @@ fn main() -> ExitCode {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
+        // `trainbench ... | head` closes the pipe early: that is the reader's choice, not an error.
+        if message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
         let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
         eprintln!("internal error: {message}{place} (please report this)");
     }));
@@ -44,6 +52,8 @@ fn main() -> ExitCode {
         Command::Gen(a) => cmd::generate::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Prepare(a) => cmd::prepare::run(a),
+        Command::Train(a) => cmd::train::run(a),
+        Command::Predict(a) => cmd::predict::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -199,3 +199,64 @@ fn bad_input_gives_one_line_and_exit_code_2() {
         &["nanlit.csv:3: NaN is not allowed in numeric column 'a'"],
     );
 }
+
+#[test]
+fn train_save_and_predict_with_the_spark_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json(&trainbench(&["gen", "mixed", "--rows", "3000", "--seed", "1", "--out", "train.csv", "--json"], d));
+    json(&trainbench(&["gen", "mixed", "--rows", "800", "--seed", "2", "--out", "test.csv", "--json"], d));
+    for model in ["lr", "tree", "mlp"] {
+        let saved = format!("{model}.model");
+        let mut args =
+            vec!["train", "--engine", "spark", "--model", model, "--data", "train.csv", "--test-data", "test.csv"];
+        args.extend(["--workers", "2", "--save", &saved, "--json"]);
+        if model == "mlp" {
+            args.extend(["--hidden", "16", "--max-iter", "30"]);
+        }
+        let t = json(&trainbench(&args, d));
+        for field in ["accuracy", "precision_macro", "recall_macro", "f1_macro", "fit_seconds", "peak_rss_bytes"] {
+            assert!(t[field].as_f64().is_some(), "{model}: {field} missing in {t}");
+        }
+        // The mixed data's rule is learnable: well above the 50% of guessing.
+        let accuracy = t["accuracy"].as_f64().unwrap();
+        assert!(accuracy > 0.6, "{model}: accuracy {accuracy}");
+        assert_eq!(t["test_rows"], 800);
+        // The saved model, applied to the raw test file, scores exactly the same.
+        let p = json(&trainbench(&["predict", "--model", &saved, "--data", "test.csv", "--out", "p.csv", "--json"], d));
+        assert_eq!(p["rows"], 800);
+        assert_eq!(p["accuracy"], t["accuracy"], "{model}");
+        let out = std::fs::read_to_string(d.join("p.csv")).unwrap();
+        assert_eq!(out.lines().next().unwrap(), "line,p_no,p_yes,prediction");
+        assert_eq!(out.lines().count(), 801);
+    }
+}
+
+#[test]
+fn training_errors_are_clear_and_leave_no_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json(&trainbench(&["gen", "higgs-like", "--rows", "2000", "--out", "h.csv", "--json"], d));
+    assert_user_error(
+        &["train", "--model", "lr", "--data", "h.csv", "--max-depth", "3"],
+        d,
+        &["invalid parameter max_depth = 3: no such parameter for model 'lr'"],
+    );
+    assert_user_error(
+        &["train", "--model", "mlp", "--data", "h.csv", "--hidden", "10000000", "--save", "m.model"],
+        d,
+        &["at most 10000000 weights"],
+    );
+    assert_user_error(
+        &["train", "--model", "mlp", "--data", "h.csv", "--solver", "gd", "--step-size", "1e300", "--save", "m.model"],
+        d,
+        &["training diverged at iteration"],
+    );
+    assert!(!d.join("m.model").exists(), "a failed run must not write a model");
+    write(d, "junk.model", b"{\"format\": 1}");
+    assert_user_error(
+        &["predict", "--model", "junk.model", "--data", "h.csv", "--out", "p.csv"],
+        d,
+        &["junk.model", "not a trainbench model file"],
+    );
+}

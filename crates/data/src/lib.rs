@@ -37,7 +37,8 @@ pub use clean::{CleanOptions, CleanReport, MissingPolicy, clean};
 pub use error::{Error, Result};
 pub use generator::{GenOptions, GenSummary, Generator, generate};
 pub use load::{
-    Format, IdxImages, InvalidRow, InvalidRowPolicy, LoadOptions, Loaded, load, read_idx_images, read_idx_labels,
+    CsvBatches, Format, IdxImages, InvalidRow, InvalidRowPolicy, LoadOptions, Loaded, load, read_csv_batches,
+    read_idx_images, read_idx_labels,
 };
 pub use pipeline::{
     ColumnSummary, InspectReport, PipelineOptions, PrepareSummary, PreparedData, SourceSummary, SplitSummary, inspect,

@@ -2,4 +2,6 @@
 
 pub mod generate;
 pub mod inspect;
+pub mod predict;
 pub mod prepare;
+pub mod train;

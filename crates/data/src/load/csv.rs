@@ -65,7 +65,7 @@ pub(crate) fn parse(path: &Path, bytes: &[u8], options: &LoadOptions) -> Result<
 }
 
 /// The candidate that occurs most often outside quotes in the first line; `,` on a tie.
-fn detect_delimiter(bytes: &[u8]) -> u8 {
+pub(super) fn detect_delimiter(bytes: &[u8]) -> u8 {
     let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or(bytes);
     let mut counts = [(b',', 0usize), (b';', 0), (b'\t', 0), (b'|', 0)];
     let mut in_quotes = false;
@@ -83,7 +83,7 @@ fn reader(bytes: &[u8], delimiter: u8) -> ::csv::Reader<&[u8]> {
     ::csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(bytes)
 }
 
-fn read_header(path: &Path, bytes: &[u8], delimiter: u8) -> Result<(Vec<String>, usize)> {
+pub(super) fn read_header(path: &Path, bytes: &[u8], delimiter: u8) -> Result<(Vec<String>, usize)> {
     let mut rdr = reader(bytes, delimiter);
     let mut record = ::csv::ByteRecord::new();
     let bad = |reason: String| Error::BadHeader { path: path.to_owned(), reason };
@@ -117,7 +117,7 @@ fn trim(field: &[u8]) -> &[u8] {
 /// most one in twenty does not: a stray typo in a numeric column then quarantines its row
 /// instead of turning the whole column into categories. Rows with the wrong field count are
 /// skipped here; parsing reports them.
-fn infer_kinds(data: &[u8], delimiter: u8, width: usize, options: &LoadOptions) -> Vec<ColumnKind> {
+pub(super) fn infer_kinds(data: &[u8], delimiter: u8, width: usize, options: &LoadOptions) -> Vec<ColumnKind> {
     let mut parsed = vec![0usize; width];
     let mut unparsed = vec![0usize; width];
     let mut rdr = reader(data, delimiter);
@@ -186,11 +186,11 @@ fn chunk_bounds(bytes: &[u8], data_start: usize, chunks: usize) -> Vec<usize> {
     bounds
 }
 
-struct ChunkSpec<'a> {
-    names: &'a [String],
-    kinds: &'a [ColumnKind],
-    delimiter: u8,
-    missing: &'a [String],
+pub(super) struct ChunkSpec<'a> {
+    pub(super) names: &'a [String],
+    pub(super) kinds: &'a [ColumnKind],
+    pub(super) delimiter: u8,
+    pub(super) missing: &'a [String],
 }
 
 enum ColumnBuf {
@@ -198,7 +198,7 @@ enum ColumnBuf {
     Categorical { codes: Vec<u32>, index: HashMap<Vec<u8>, u32>, levels: Vec<String> },
 }
 
-struct Chunk {
+pub(super) struct Chunk {
     columns: Vec<ColumnBuf>,
     lines: Vec<u64>,
     invalid: Vec<InvalidRow>,
@@ -211,7 +211,7 @@ enum Cell {
     Missing,
 }
 
-fn parse_chunk(bytes: &[u8], first_line: u64, reserve: usize, spec: &ChunkSpec) -> Chunk {
+pub(super) fn parse_chunk(bytes: &[u8], first_line: u64, reserve: usize, spec: &ChunkSpec) -> Chunk {
     let width = spec.names.len();
     // Line ends bound the row count: reserving once avoids regrowing every column.
     let capacity = reserve.max(memchr::memchr_iter(b'\n', bytes).count() + 1);
@@ -329,7 +329,7 @@ fn parse_chunk(bytes: &[u8], first_line: u64, reserve: usize, spec: &ChunkSpec) 
 }
 
 /// Joins chunks in file order; categorical levels keep their first-seen order.
-fn merge(
+pub(super) fn merge(
     path: &Path,
     names: Vec<String>,
     kinds: &[ColumnKind],

@@ -1,5 +1,6 @@
 //! Reading a data file into a [`Table`]: CSV (and other delimited text), Parquet, IDX images.
 
+mod batches;
 mod csv;
 mod idx;
 mod parquet;
@@ -13,6 +14,7 @@ use crate::table::{ColumnData, ColumnKind, Table};
 
 #[cfg(test)]
 pub(crate) use self::csv::parse as parse_csv;
+pub use batches::{CsvBatches, read_csv_batches};
 pub use idx::{IdxImages, read_idx_images, read_idx_labels};
 
 /// What to do with a row that cannot be read (wrong field count, a number that does not parse).

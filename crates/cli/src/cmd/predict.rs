@@ -1,0 +1,201 @@
+//! `trainbench predict`: a saved model on new raw data, streamed batch by batch.
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use trainbench_data::{ColumnKind, InvalidRow, LoadOptions, Table, load, read_csv_batches, write_quarantine};
+use trainbench_engine::{Engine, SavedModel, TrainedModel};
+use trainbench_engine_spark::SparkEngine;
+use trainbench_metrics::ClassificationReport;
+
+use crate::args::LoadArgs;
+use crate::output;
+
+/// Rows of new data are read this many bytes at a time, so any file size fits in memory.
+const BATCH_BYTES: usize = 32 << 20;
+
+/// Apply a saved model to new data: each row's class probabilities and predicted class.
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// A model saved by `trainbench train --save`.
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// New data with the training columns (any order; the label column is optional — when it
+    /// is there, the metrics are printed too).
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+    /// Output CSV: line, one probability column per class, prediction.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Field delimiter of the data (default: detected).
+    #[arg(long, value_name = "CHAR")]
+    pub delimiter: Option<String>,
+    /// Values that mean "missing" besides an empty field, comma-separated.
+    #[arg(long, value_name = "TOKENS", value_delimiter = ',')]
+    pub na_values: Vec<String>,
+    /// Where unreadable rows are written, with line and reason.
+    #[arg(long, value_name = "FILE", default_value = "trainbench-quarantine.csv")]
+    pub quarantine: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn engine_named(name: &str) -> Result<Box<dyn Engine>> {
+    match name {
+        "spark" => Ok(Box::new(SparkEngine)),
+        other => bail!("the model was saved by engine '{other}', which this build does not have"),
+    }
+}
+
+pub fn run(args: PredictArgs) -> Result<()> {
+    let started = Instant::now();
+    let saved = SavedModel::load(&args.model)?;
+    let engine = engine_named(&saved.engine)?;
+    let model = engine.load_model(saved.spec.kind, &saved.state).context("loading the model")?;
+    let pre = &saved.preprocessor;
+    let classes = pre.classes().to_vec();
+
+    // Read the new data with the kinds the model was trained on; other columns stay text.
+    let load_args = LoadArgs {
+        label: Some(pre.label().to_owned()),
+        delimiter: args.delimiter.clone(),
+        categorical: Vec::new(),
+        numeric: Vec::new(),
+        na_values: args.na_values.clone(),
+        invalid_rows: crate::args::InvalidRowsArg::Quarantine,
+        idx_labels: None,
+    };
+    let mut options: LoadOptions = load_args.to_options()?;
+    for (name, kind) in pre.input_columns() {
+        match kind {
+            ColumnKind::Numeric => options.numeric.push(name),
+            ColumnKind::Categorical => options.categorical.push(name),
+        }
+    }
+    let out_file = std::fs::File::create(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let mut out = BufWriter::new(out_file);
+    let header: Vec<String> = std::iter::once("line".to_owned())
+        .chain(classes.iter().map(|c| format!("p_{c}")))
+        .chain(std::iter::once("prediction".to_owned()))
+        .collect();
+    writeln!(out, "{}", header.join(","))?;
+
+    let mut scored = Scored::default();
+    let mut invalid: Vec<InvalidRow> = Vec::new();
+    let ext = args.data.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    if ext == "parquet" || ext == "pq" {
+        // Parquet is read whole (its row groups are not streamed yet).
+        let loaded = load(&args.data, &options)?;
+        invalid.extend(loaded.invalid);
+        scored.add(&loaded.table, model.as_ref(), pre, &classes, &mut out)?;
+    } else {
+        let size = std::fs::metadata(&args.data).map(|m| m.len()).unwrap_or(0);
+        let bar = output::bar(size, "predicting (bytes)", args.json);
+        let mut batches = read_csv_batches(&args.data, &options, BATCH_BYTES)?;
+        while let Some(batch) = batches.next() {
+            let (table, bad) = batch?;
+            invalid.extend(bad);
+            scored.add(&table, model.as_ref(), pre, &classes, &mut out)?;
+            bar.set_position(batches.bytes_read());
+        }
+        bar.finish_and_clear();
+    }
+    out.flush()?;
+    if !invalid.is_empty() {
+        let rows: Vec<_> = invalid.into_iter().map(|r| (args.data.clone(), r)).collect();
+        write_quarantine(&args.quarantine, &rows)?;
+        scored.invalid = rows.len();
+    }
+    let report = if scored.labels.is_empty() {
+        None
+    } else {
+        Some(ClassificationReport::from_proba(&scored.labels, &scored.proba, classes.len())?)
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    if args.json {
+        let value = serde_json::json!({
+            "rows": scored.rows,
+            "invalid_rows": scored.invalid,
+            "out": args.out,
+            "seconds": seconds,
+            "engine": saved.engine,
+            "model": saved.spec.kind.name(),
+            "accuracy": report.as_ref().map(|r| r.accuracy),
+            "f1_macro": report.as_ref().map(|r| r.macro_avg.f1),
+            "labelled_rows": scored.labels.len(),
+        });
+        println!("{value}");
+        return Ok(());
+    }
+    println!("{} rows predicted into {} in {seconds:.2} s", scored.rows, args.out.display());
+    if scored.invalid > 0 {
+        println!(
+            "{} unreadable rows written to {} (line and reason for each)",
+            scored.invalid,
+            args.quarantine.display()
+        );
+    }
+    if let Some(r) = report {
+        println!(
+            "on the {} labelled rows: accuracy {:.4}, macro F1 {:.4}",
+            scored.labels.len(),
+            r.accuracy,
+            r.macro_avg.f1
+        );
+    }
+    Ok(())
+}
+
+/// What has been predicted so far; labels and probabilities are kept only for labelled rows.
+#[derive(Default)]
+struct Scored {
+    rows: usize,
+    invalid: usize,
+    labels: Vec<u32>,
+    proba: Vec<f32>,
+}
+
+impl Scored {
+    fn add(
+        &mut self,
+        table: &Table,
+        model: &dyn TrainedModel,
+        pre: &trainbench_data::FittedPreprocessor,
+        classes: &[String],
+        out: &mut impl Write,
+    ) -> Result<()> {
+        let rows: Vec<usize> = (0..table.rows()).collect();
+        let (features, _) = pre.transform_features(table, &rows)?;
+        let proba = model.predict_proba(&features)?;
+        let k = classes.len();
+        let label = table.label_column();
+        let mut line = String::new();
+        for (i, p) in proba.chunks_exact(k).enumerate() {
+            line.clear();
+            line.push_str(&table.lines[i].to_string());
+            for v in p {
+                line.push(',');
+                line.push_str(&v.to_string());
+            }
+            let best = p.iter().enumerate().fold(0, |b, (c, &v)| if v > p[b] { c } else { b });
+            line.push(',');
+            line.push_str(&csv_field(&classes[best]));
+            writeln!(out, "{line}")?;
+            let truth = label.display(i);
+            if let Some(c) = classes.iter().position(|c| *c == truth) {
+                self.labels.push(c as u32);
+                self.proba.extend_from_slice(p);
+            }
+        }
+        self.rows += table.rows();
+        Ok(())
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
+}

@@ -1,0 +1,298 @@
+//! `trainbench train`: one engine, one model, scored on held-out rows.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use serde_json::json;
+use trainbench_data::{prepare, write_quarantine};
+use trainbench_engine::{Engine, ModelKind, ModelSpec, ParamMap, RunContext, SavedModel};
+use trainbench_engine_spark::SparkEngine;
+use trainbench_metrics::{ClassificationReport, Phase, PhaseTimers, ResourceSampler};
+
+use crate::args::LoadArgs;
+use crate::cmd::prepare::PrepArgs;
+use crate::output;
+
+/// Train one model with one engine and print its metrics on the test rows.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Which paradigm trains the model.
+    #[arg(long, value_enum, default_value_t = EngineArg::Spark)]
+    pub engine: EngineArg,
+    /// The model.
+    #[arg(long, value_enum)]
+    pub model: ModelArg,
+    /// The data file (CSV, Parquet, or IDX images).
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    #[command(flatten)]
+    pub prep: PrepArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub params: ModelParams,
+    /// Save the model, with its fitted preprocessor, to this file.
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--engine`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineArg {
+    /// Spark MLlib's paradigm: partitions, tree aggregation, L-BFGS (embedded).
+    Spark,
+}
+
+/// `--model`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelArg {
+    /// Logistic regression.
+    Lr,
+    /// Decision tree.
+    Tree,
+    /// Multilayer perceptron.
+    Mlp,
+}
+
+impl ModelArg {
+    fn kind(self) -> ModelKind {
+        match self {
+            ModelArg::Lr => ModelKind::Lr,
+            ModelArg::Tree => ModelKind::Tree,
+            ModelArg::Mlp => ModelKind::Mlp,
+        }
+    }
+}
+
+/// Parallelism and seed.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Partitions of the training rows (default: 2 per worker). Fix it to compare worker counts
+    /// on identical partitions.
+    #[arg(long)]
+    pub partitions: Option<usize>,
+}
+
+/// Model parameters (MLlib's names in snake case); each applies to the models noted.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ModelParams {
+    /// lr, mlp: at most this many iterations [100].
+    #[arg(long)]
+    pub max_iter: Option<usize>,
+    /// lr, mlp: convergence tolerance [1e-6].
+    #[arg(long)]
+    pub tol: Option<f64>,
+    /// lr: regularization strength [0].
+    #[arg(long)]
+    pub reg_param: Option<f64>,
+    /// lr: L1 share of the regularization, 0..1 [0].
+    #[arg(long)]
+    pub elastic_net_param: Option<f64>,
+    /// lr: fit an intercept [true].
+    #[arg(long)]
+    pub fit_intercept: Option<bool>,
+    /// lr: standardize features before fitting [true].
+    #[arg(long)]
+    pub standardization: Option<bool>,
+    /// tree: maximum depth [5].
+    #[arg(long)]
+    pub max_depth: Option<usize>,
+    /// tree: bins per continuous feature [32].
+    #[arg(long)]
+    pub max_bins: Option<usize>,
+    /// tree: minimum rows per child [1].
+    #[arg(long)]
+    pub min_instances_per_node: Option<usize>,
+    /// tree: minimum information gain of a split [0].
+    #[arg(long)]
+    pub min_info_gain: Option<f64>,
+    /// tree: gini or entropy [gini].
+    #[arg(long)]
+    pub impurity: Option<String>,
+    /// mlp: hidden layer sizes, comma-separated [64,64].
+    #[arg(long)]
+    pub hidden: Option<String>,
+    /// mlp: l-bfgs or gd [l-bfgs].
+    #[arg(long)]
+    pub solver: Option<String>,
+    /// mlp: gd step size [0.03].
+    #[arg(long)]
+    pub step_size: Option<f64>,
+    /// mlp: rows stacked per block [128].
+    #[arg(long)]
+    pub block_size: Option<usize>,
+}
+
+impl ModelParams {
+    /// The parameters the user set, by name.
+    pub fn to_map(&self) -> ParamMap {
+        let mut p = ParamMap::new();
+        let mut set = |name: &str, value: Option<String>| {
+            if let Some(v) = value {
+                p.0.insert(name.to_owned(), v);
+            }
+        };
+        set("max_iter", self.max_iter.map(|v| v.to_string()));
+        set("tol", self.tol.map(|v| v.to_string()));
+        set("reg_param", self.reg_param.map(|v| v.to_string()));
+        set("elastic_net_param", self.elastic_net_param.map(|v| v.to_string()));
+        set("fit_intercept", self.fit_intercept.map(|v| v.to_string()));
+        set("standardization", self.standardization.map(|v| v.to_string()));
+        set("max_depth", self.max_depth.map(|v| v.to_string()));
+        set("max_bins", self.max_bins.map(|v| v.to_string()));
+        set("min_instances_per_node", self.min_instances_per_node.map(|v| v.to_string()));
+        set("min_info_gain", self.min_info_gain.map(|v| v.to_string()));
+        set("impurity", self.impurity.clone());
+        set("hidden", self.hidden.clone());
+        set("solver", self.solver.clone());
+        set("step_size", self.step_size.map(|v| v.to_string()));
+        set("block_size", self.block_size.map(|v| v.to_string()));
+        p
+    }
+}
+
+/// The engine behind `--engine`.
+pub fn engine(which: EngineArg) -> Box<dyn Engine> {
+    match which {
+        EngineArg::Spark => Box::new(SparkEngine),
+    }
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let options = args.prep.to_options(&args.load)?;
+    let workers = args.run.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let ctx = RunContext { workers, partitions: args.run.partitions.unwrap_or(0), seed: args.prep.seed };
+    let spec = ModelSpec { kind: args.model.kind(), params: args.params.to_map() };
+    let engine = engine(args.engine);
+
+    let mut timers = PhaseTimers::new();
+    let spinner = output::spinner(&format!("preparing {}", args.data.display()), args.json);
+    let data = prepare(&args.data, &options, &mut timers)?;
+    if !data.quarantine.is_empty() {
+        write_quarantine(&args.prep.quarantine, &data.quarantine)
+            .with_context(|| format!("cannot write {}", args.prep.quarantine.display()))?;
+    }
+    spinner.set_message(format!("training {} {} on {} rows", engine.name(), spec.kind.name(), data.train.rows()));
+    let sampler = ResourceSampler::start(Duration::from_millis(50));
+    let started = Instant::now();
+    let fitted = engine.fit(&spec, &data.train, &data.valid, &ctx);
+    timers.add(Phase::Fit, started.elapsed());
+    let fit_resources = sampler.stop();
+    let (model, log) = fitted.with_context(|| format!("{} {} did not train", engine.name(), spec.kind.name()))?;
+    let started = Instant::now();
+    let proba = model.predict_proba(&data.test.features)?;
+    timers.add(Phase::Predict, started.elapsed());
+    spinner.finish_and_clear();
+    let report = ClassificationReport::from_proba(&data.test.labels, &proba, data.test.classes())
+        .context("scoring the test rows")?;
+    if let Some(path) = &args.save {
+        let saved = SavedModel {
+            format: SavedModel::FORMAT,
+            engine: engine.name().to_owned(),
+            spec: spec.clone(),
+            preprocessor: data.preprocessor.clone(),
+            state: model.to_json(),
+            log: log.clone(),
+        };
+        saved.save(path)?;
+    }
+    let fit_seconds = timers.seconds(Phase::Fit).unwrap_or(0.0);
+    if args.json {
+        let value = json!({
+            "engine": engine.name(),
+            "model": spec.kind.name(),
+            "params": spec.params.0,
+            "workers": ctx.workers,
+            "train_rows": data.train.rows(),
+            "test_rows": data.test.rows(),
+            "features": data.train.n_features,
+            "accuracy": report.accuracy,
+            "precision_macro": report.macro_avg.precision,
+            "recall_macro": report.macro_avg.recall,
+            "f1_macro": report.macro_avg.f1,
+            "f1_weighted": report.weighted_avg.f1,
+            "roc_auc": report.roc_auc,
+            "log_loss": report.log_loss,
+            "fit_seconds": fit_seconds,
+            "fit_cpu_seconds": fit_resources.cpu_seconds,
+            "peak_rss_bytes": fit_resources.peak_rss_bytes,
+            "rows_per_second": data.train.rows() as f64 / fit_seconds.max(1e-9),
+            "iterations": log.entries.len(),
+            "stop_reason": log.stop_reason,
+            "phase_seconds": timers.iter().map(|(p, s)| (p.name(), s)).collect::<std::collections::BTreeMap<_, _>>(),
+            "classes": data.test.class_names,
+            "per_class": report.per_class,
+            "confusion": report.confusion.counts,
+            "log": log.entries,
+            "saved": args.save,
+        });
+        println!("{value}");
+        return Ok(());
+    }
+    println!(
+        "{} {} on {} train / {} test rows, {} features, {} workers",
+        engine.name(),
+        spec.kind.name(),
+        data.train.rows(),
+        data.test.rows(),
+        data.train.n_features,
+        ctx.workers
+    );
+    println!(
+        "fit {fit_seconds:.2} s ({} iterations, {}), {:.0} rows/s, CPU {:.2} s, peak memory {}",
+        log.entries.len(),
+        log.stop_reason,
+        data.train.rows() as f64 / fit_seconds.max(1e-9),
+        fit_resources.cpu_seconds,
+        output::bytes(fit_resources.peak_rss_bytes)
+    );
+    println!();
+    let fmt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.4}"));
+    output::print_table(
+        &["accuracy", "precision", "recall", "F1", "AUC", "log-loss"],
+        &[vec![
+            format!("{:.4}", report.accuracy),
+            format!("{:.4}", report.macro_avg.precision),
+            format!("{:.4}", report.macro_avg.recall),
+            format!("{:.4}", report.macro_avg.f1),
+            fmt(report.roc_auc),
+            fmt(report.log_loss),
+        ]],
+    );
+    println!();
+    let rows: Vec<Vec<String>> = data
+        .test
+        .class_names
+        .iter()
+        .zip(&report.per_class)
+        .zip(&report.confusion.counts)
+        .map(|((name, s), counts)| {
+            let mut row = vec![
+                name.clone(),
+                format!("{:.4}", s.precision),
+                format!("{:.4}", s.recall),
+                format!("{:.4}", s.f1),
+                s.support.to_string(),
+            ];
+            row.extend(counts.iter().map(|c| c.to_string()));
+            row
+        })
+        .collect();
+    let mut header: Vec<String> = ["class", "precision", "recall", "F1", "support"].map(String::from).to_vec();
+    header.extend(data.test.class_names.iter().map(|c| format!("→{c}")));
+    output::print_table(&header.iter().map(String::as_str).collect::<Vec<_>>(), &rows);
+    if let Some(path) = &args.save {
+        println!("\nsaved to {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,221 @@
+//! Delimited text read in batches, for files larger than memory (`trainbench predict`).
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::csv::{ChunkSpec, detect_delimiter, infer_kinds, merge, parse_chunk, read_header};
+use crate::error::{Error, Result};
+use crate::load::{InvalidRow, LoadOptions, apply_overrides};
+use crate::table::{Column, ColumnKind, MISSING_CODE, Table};
+
+const QUOTE: u8 = b'"';
+
+/// An iterator over batches of about `batch_bytes` of a delimited file, each a [`Table`] of the
+/// batch's valid rows and the batch's invalid rows, with line numbers counted from the file start.
+pub struct CsvBatches {
+    path: PathBuf,
+    file: File,
+    names: Vec<String>,
+    kinds: Vec<ColumnKind>,
+    label: usize,
+    /// The label column was not in the file: an empty one is added to every batch.
+    synthetic_label: Option<String>,
+    delimiter: u8,
+    missing: Vec<String>,
+    pending: Vec<u8>,
+    next_line: u64,
+    batch_bytes: usize,
+    eof: bool,
+    bytes_read: u64,
+}
+
+/// Opens `path` for batch reading. Column kinds are inferred from the first batch, then
+/// `options.numeric` / `options.categorical` override them. When `options.label` names a column
+/// that is not in the file (new data to predict), every batch gets an empty column of that name.
+pub fn read_csv_batches(path: &Path, options: &LoadOptions, batch_bytes: usize) -> Result<CsvBatches> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let batch_bytes = batch_bytes.max(1 << 16);
+    let mut pending = Vec::new();
+    let mut eof = false;
+    // Read until the header and some rows are in (or the file ends).
+    while !eof && (pending.len() < batch_bytes.min(1 << 20) || memchr::memchr(b'\n', &pending).is_none()) {
+        eof = fill(&mut file, &mut pending, batch_bytes.min(1 << 20)).map_err(|e| Error::io(path, e))? == 0;
+    }
+    if pending.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::EmptyFile { path: path.to_owned() });
+    }
+    let bytes_read = pending.len() as u64;
+    let delimiter = options.delimiter.unwrap_or_else(|| detect_delimiter(&pending));
+    let (mut names, data_start) = read_header(path, &pending, delimiter)?;
+    let header_lines = 1 + memchr::memchr_iter(b'\n', &pending[..data_start]).count() as u64;
+    let mut kinds = infer_kinds(&pending[data_start..], delimiter, names.len(), options);
+    let (label, synthetic_label) = match options.label.as_deref().map(|l| names.iter().position(|n| n == l)) {
+        None => (names.len() - 1, None),
+        Some(Some(i)) => (i, None),
+        Some(None) => (names.len(), options.label.clone()),
+    };
+    if synthetic_label.is_none() {
+        apply_overrides(path, &names, &mut kinds, label, options)?;
+    } else {
+        // Overrides that name columns absent from new data are not this reader's concern.
+        let mut known = options.clone();
+        known.numeric.retain(|n| names.contains(n));
+        known.categorical.retain(|n| names.contains(n));
+        names.push(options.label.clone().unwrap_or_default());
+        kinds.push(ColumnKind::Categorical);
+        apply_overrides(path, &names, &mut kinds, label, &known)?;
+        names.pop();
+        kinds.pop();
+    }
+    pending.drain(..data_start);
+    Ok(CsvBatches {
+        path: path.to_owned(),
+        file,
+        names,
+        kinds,
+        label,
+        synthetic_label,
+        delimiter,
+        missing: options.missing_values.clone(),
+        pending,
+        next_line: header_lines,
+        batch_bytes,
+        eof,
+        bytes_read,
+    })
+}
+
+/// Reads up to `amount` more bytes; returns how many (0 at end of file).
+fn fill(file: &mut File, buf: &mut Vec<u8>, amount: usize) -> std::io::Result<usize> {
+    let start = buf.len();
+    buf.resize(start + amount, 0);
+    let n = file.read(&mut buf[start..])?;
+    buf.truncate(start + n);
+    Ok(n)
+}
+
+/// The end of the last complete record in `bytes` (after a newline outside quotes), if any.
+fn last_record_end(bytes: &[u8]) -> Option<usize> {
+    let mut odd = false;
+    let mut scanned = 0;
+    let mut last = None;
+    for nl in memchr::memchr_iter(b'\n', bytes) {
+        odd ^= memchr::memchr_iter(QUOTE, &bytes[scanned..nl]).count() % 2 == 1;
+        scanned = nl;
+        if !odd {
+            last = Some(nl + 1);
+        }
+    }
+    last
+}
+
+impl CsvBatches {
+    /// Column names in file order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Bytes of the file read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    fn next_batch(&mut self) -> Result<Option<(Table, Vec<InvalidRow>)>> {
+        while !self.eof && self.pending.len() < self.batch_bytes {
+            let n = fill(&mut self.file, &mut self.pending, self.batch_bytes).map_err(|e| Error::io(&self.path, e))?;
+            self.bytes_read += n as u64;
+            self.eof = n == 0;
+        }
+        if self.pending.is_empty() {
+            return Ok(None);
+        }
+        let cut = if self.eof && self.pending.len() <= self.batch_bytes {
+            self.pending.len()
+        } else {
+            let window = &self.pending[..self.pending.len().min(self.batch_bytes)];
+            match last_record_end(window) {
+                Some(cut) => cut,
+                None if self.eof => self.pending.len(),
+                None => {
+                    // One record longer than a batch: read on until it ends.
+                    self.batch_bytes *= 2;
+                    return self.next_batch();
+                }
+            }
+        };
+        let spec =
+            ChunkSpec { names: &self.names, kinds: &self.kinds, delimiter: self.delimiter, missing: &self.missing };
+        let chunk = parse_chunk(&self.pending[..cut], self.next_line, 0, &spec);
+        self.next_line += memchr::memchr_iter(b'\n', &self.pending[..cut]).count() as u64;
+        self.pending.drain(..cut);
+        let label = if self.synthetic_label.is_some() { 0 } else { self.label };
+        let (mut table, invalid) = merge(&self.path, self.names.clone(), &self.kinds, label, vec![chunk]);
+        if let Some(name) = &self.synthetic_label {
+            table.columns.push(Column {
+                name: name.clone(),
+                data: crate::table::ColumnData::Categorical {
+                    codes: vec![MISSING_CODE; table.rows()],
+                    levels: Vec::new(),
+                },
+            });
+            table.label = table.columns.len() - 1;
+        }
+        Ok(Some((table, invalid)))
+    }
+}
+
+impl Iterator for CsvBatches {
+    type Item = Result<(Table, Vec<InvalidRow>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_batch().transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_cover_the_file_with_right_lines_and_quoted_newlines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.csv");
+        let mut text = String::from("x,note,y\n");
+        for i in 0..30_000 {
+            let note = if i % 5 == 0 { "\"two\nlines\"".to_owned() } else { format!("n{i}") };
+            text.push_str(&format!("{i},{note},{}\n", i % 2));
+        }
+        text.push_str("oops,x,1\n");
+        std::fs::write(&path, &text).unwrap();
+        let options = LoadOptions::default().with_numeric(vec!["x".into()]);
+        let whole = crate::load::load(&path, &options).unwrap();
+        let mut rows = 0;
+        let mut lines = Vec::new();
+        let mut invalid = Vec::new();
+        let mut batches = 0;
+        for batch in read_csv_batches(&path, &options, 1 << 16).unwrap() {
+            let (table, bad) = batch.unwrap();
+            rows += table.rows();
+            lines.extend(table.lines.clone());
+            invalid.extend(bad);
+            batches += 1;
+        }
+        assert!(batches > 3, "{batches} batches");
+        assert_eq!(rows, whole.table.rows());
+        assert_eq!(lines, whole.table.lines);
+        assert_eq!(invalid, whole.invalid);
+    }
+
+    #[test]
+    fn a_missing_label_column_becomes_an_empty_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.csv");
+        std::fs::write(&path, "a,b\n1,x\n2,y\n").unwrap();
+        let options = LoadOptions::default().with_label("target").with_categorical(vec!["b".into(), "gone".into()]);
+        let (table, _) = read_csv_batches(&path, &options, 1 << 16).unwrap().next().unwrap().unwrap();
+        assert_eq!(table.label_name(), "target");
+        assert_eq!(table.label_column().missing_count(), 2);
+        assert_eq!(table.column("b").unwrap().kind(), ColumnKind::Categorical);
+    }
+}
