@@ -26,7 +26,7 @@ enum Command {
     /// Load, clean, split and preprocess a data file, and print what was done.
     Prepare(cmd::prepare::PrepareArgs),
     /// Train one model with one engine and print its metrics on the test rows.
-    Train(cmd::train::TrainArgs),
+    Train(Box<cmd::train::TrainArgs>),
     /// Apply a saved model to new data (streamed: any size).
     Predict(cmd::predict::PredictArgs),
 }
@@ -52,7 +52,7 @@ fn main() -> ExitCode {
         Command::Gen(a) => cmd::generate::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Prepare(a) => cmd::prepare::run(a),
-        Command::Train(a) => cmd::train::run(a),
+        Command::Train(a) => cmd::train::run(*a),
         Command::Predict(a) => cmd::predict::run(a),
     };
     match result {
