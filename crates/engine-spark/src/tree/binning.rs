@@ -58,8 +58,8 @@ pub fn find_splits(
         }
         columns
     });
-    let mut splits = Vec::with_capacity(d);
-    for j in 0..d {
+    // Features are independent: sort their samples on the workers too.
+    exec.map_partitions(d, |j| {
         if let Some(&(_, arity)) = categorical.iter().find(|(f, _)| *f == j) {
             if arity > max_bins {
                 return Err(Error::InvalidParam {
@@ -68,13 +68,13 @@ pub fn find_splits(
                     expected: format!("at least the {arity} categories of feature {j} (as MLlib requires)"),
                 });
             }
-            splits.push(FeatureSplits::Categorical(arity.max(1)));
-            continue;
+            return Ok(FeatureSplits::Categorical(arity.max(1)));
         }
         let mut values: Vec<f64> = samples.iter().flat_map(|s| s[j].iter().copied()).collect();
-        splits.push(FeatureSplits::Continuous(continuous_thresholds(&mut values, max_bins - 1)));
-    }
-    Ok(splits)
+        Ok(FeatureSplits::Continuous(continuous_thresholds(&mut values, max_bins - 1)))
+    })
+    .into_iter()
+    .collect()
 }
 
 /// MLlib's `findSplitsForContinuousFeature`: midpoints between all distinct values when there are

@@ -108,20 +108,25 @@ pub fn best_split(
     let parent_impurity = impurity(limits.impurity, parent);
     let total: f64 = parent.iter().sum();
     let mut best: Option<BestSplit> = None;
-    let mut consider = |feature: usize, rule: Rule, left: Vec<f64>| {
-        let right: Vec<f64> = parent.iter().zip(&left).map(|(p, l)| p - l).collect();
+    // Candidates are many (nodes × features × bins) and mostly rejected: score them without
+    // allocating, and build the rule and the child counts only for a new best.
+    let mut right = vec![0.0; k];
+    let mut consider = |feature: usize, rule: &dyn Fn() -> Rule, left: &[f64]| {
+        for ((r, p), l) in right.iter_mut().zip(parent).zip(left) {
+            *r = p - l;
+        }
         let (nl, nr): (f64, f64) = (left.iter().sum(), right.iter().sum());
         if nl < limits.min_instances || nr < limits.min_instances {
             return;
         }
         let gain = parent_impurity
-            - nl / total * impurity(limits.impurity, &left)
+            - nl / total * impurity(limits.impurity, left)
             - nr / total * impurity(limits.impurity, &right);
         if gain < limits.min_info_gain {
             return;
         }
         if best.as_ref().is_none_or(|b| gain > b.gain) {
-            best = Some(BestSplit { feature, rule, gain, left, right });
+            best = Some(BestSplit { feature, rule: rule(), gain, left: left.to_vec(), right: right.clone() });
         }
     };
     for (j, s) in splits.iter().enumerate() {
@@ -135,7 +140,7 @@ pub fn best_split(
                     for (l, c) in left.iter_mut().zip(bin_counts(b)) {
                         *l += c;
                     }
-                    consider(j, Rule::Threshold { threshold, bin: b as u8 }, left.clone());
+                    consider(j, &|| Rule::Threshold { threshold, bin: b as u8 }, &left);
                 }
             }
             FeatureSplits::Categorical(arity) if limits.multiclass && *arity <= limits.max_unordered_arity => {
@@ -148,7 +153,7 @@ pub fn best_split(
                             *l += v;
                         }
                     }
-                    consider(j, Rule::Categories(cats), left);
+                    consider(j, &|| Rule::Categories(cats.clone()), &left);
                 }
             }
             FeatureSplits::Categorical(arity) => {
@@ -176,9 +181,12 @@ pub fn best_split(
                     for (l, v) in left.iter_mut().zip(bin_counts(c)) {
                         *l += v;
                     }
-                    let mut sorted = cats.clone();
-                    sorted.sort_unstable();
-                    consider(j, Rule::Categories(sorted), left.clone());
+                    let sorted = || {
+                        let mut sorted = cats.clone();
+                        sorted.sort_unstable();
+                        Rule::Categories(sorted)
+                    };
+                    consider(j, &sorted, &left);
                 }
             }
         }

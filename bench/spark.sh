@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# trainbench's spark engine side by side with PySpark MLlib (classic session, local[N]) on the
+# same generated HIGGS-like file: runs the two alternately (A B A B ...) and prints, per model,
+# the median fit time, the ratio, accuracy of both and peak memory.
+#
+# Usage: bench/spark.sh [--rows 1000000] [--pairs 3] [--workers 2] [--models "lr tree"]
+#                       [--mlp-iter 10]
+# Needs bench/peers/setup.sh run once (PySpark in bench/.venv). Not run in CI: too slow.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rows=1000000; pairs=3; workers=2; models="lr tree mlp"; mlp_iter=10
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --rows) rows="$2"; shift 2 ;;
+    --pairs) pairs="$2"; shift 2 ;;
+    --workers) workers="$2"; shift 2 ;;
+    --models) models="$2"; shift 2 ;;
+    --mlp-iter) mlp_iter="$2"; shift 2 ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+py=bench/.venv/bin/python
+[[ -x $py ]] || { echo "run bench/peers/setup.sh first" >&2; exit 2; }
+
+cargo build --release -q -p trainbench
+bin=target/release/trainbench
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+data="$work/higgs.csv"
+"$bin" gen higgs-like --rows "$rows" --seed 1 --out "$data" >/dev/null
+echo "# $(date -u +%F) $(git rev-parse --short HEAD); $rows rows; local[$workers] vs --workers $workers; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+
+for model in $models; do
+  extra_tb=(); extra_py=()
+  case $model in
+    tree) extra_tb=(--max-depth 10); extra_py=(--max-depth 10) ;;
+    mlp) extra_tb=(--hidden 64,64 --max-iter "$mlp_iter"); extra_py=(--hidden 64,64 --max-iter "$mlp_iter") ;;
+  esac
+  for ((i = 1; i <= pairs; i++)); do
+    "$bin" train --model "$model" --data "$data" --workers "$workers" "${extra_tb[@]}" --quarantine "$work/q.csv" --json \
+      >>"$work/tb-$model.jsonl"
+    "$py" bench/peers/pyspark_mllib.py --data "$data" --model "$model" --workers "$workers" "${extra_py[@]}" \
+      2>>"$work/pyspark.log" | tail -1 >>"$work/py-$model.jsonl"
+  done
+  "$py" - "$model" "$work/tb-$model.jsonl" "$work/py-$model.jsonl" <<'PY'
+import json, statistics, sys
+model, tb_file, py_file = sys.argv[1:]
+tb = [json.loads(l) for l in open(tb_file)]
+py = [json.loads(l) for l in open(py_file)]
+med = lambda rs, k: statistics.median(r[k] for r in rs)
+tb_fit, py_fit = med(tb, "fit_seconds"), med(py, "fit_seconds")
+tb_prep = statistics.median(r["phase_seconds"]["load"] + r["phase_seconds"]["clean"] + r["phase_seconds"]["preprocess"] for r in tb)
+print(f"{model:5s} fit: trainbench {tb_fit:7.2f} s, PySpark {py_fit:7.2f} s, ratio {py_fit / tb_fit:5.1f}x | "
+      f"prepare: {tb_prep:5.2f} s vs {med(py, 'prepare_seconds'):5.2f} s | "
+      f"accuracy: {med(tb, 'accuracy'):.4f} vs {med(py, 'accuracy'):.4f} | "
+      f"peak RSS: {med(tb, 'peak_rss_bytes') / 2**20:6.0f} MiB vs {med(py, 'peak_rss_bytes') / 2**20:6.0f} MiB "
+      f"({med(tb, 'peak_rss_bytes') / med(py, 'peak_rss_bytes'):.2f}) | fit CPU s: {med(tb, 'fit_cpu_seconds'):.1f} vs {med(py, 'fit_cpu_seconds'):.1f}")
+PY
+done
