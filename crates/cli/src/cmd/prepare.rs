@@ -54,7 +54,7 @@ pub struct PrepArgs {
     /// Split without keeping class proportions.
     #[arg(long)]
     pub no_stratify: bool,
-    /// Seed of the split.
+    /// Seed of the split and of every random choice of the model (sampling, initial weights).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Numeric scaling.
