@@ -5,7 +5,7 @@
 mod binning;
 mod split;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,7 @@ use binning::{bin_of, find_splits};
 pub use split::Rule;
 use split::{SplitLimits, best_split, impurity};
 
-use crate::executor::{Executor, add_into};
+use crate::executor::Executor;
 use crate::params::TreeParams;
 
 /// Histograms are built for at most this many nodes at once (MLlib's `maxMemoryInMB` groups).
@@ -130,6 +130,9 @@ pub fn fit(
     };
     let mut entries = Vec::new();
     let mut frontier: Vec<usize> = vec![0];
+    let mut parent_of: Vec<usize> = vec![usize::MAX];
+    // Histograms of the nodes split at the previous level, by node.
+    let mut parent_hists: HashMap<usize, Vec<u32>> = HashMap::new();
     for depth in 0..params.max_depth {
         // A node splits only if it is impure and big enough to give two children.
         let open: Vec<usize> = frontier
@@ -144,8 +147,37 @@ pub fn fit(
             break;
         }
         let mut next_frontier = Vec::new();
+        let mut is_open = vec![false; nodes.len()];
+        open.iter().for_each(|&n| is_open[n] = true);
+        // Sibling subtraction: of two children of a split node, count only the smaller one and
+        // take the other as parent − sibling (exact: these are integer counts). Histograms are
+        // kept between levels only while they fit the memory bound.
+        let store = 2 * open.len() * node_stride <= MAX_HISTOGRAM_VALUES;
+        let subtract = store && !parent_hists.is_empty();
+        let mut direct: Vec<usize> = Vec::new();
+        let mut derived: Vec<(usize, usize, usize)> = Vec::new();
+        if subtract {
+            let mut done_parent = vec![false; nodes.len()];
+            for &n in &open {
+                let p = parent_of[n];
+                if std::mem::replace(&mut done_parent[p], true) {
+                    continue;
+                }
+                let Some((_, _, l, r)) = &nodes[p].split else { continue };
+                let total = |c: usize| nodes[c].counts.iter().sum::<f64>();
+                let (small, large) = if total(*l) <= total(*r) { (*l, *r) } else { (*r, *l) };
+                direct.push(small);
+                if is_open[large] {
+                    derived.push((large, p, small));
+                }
+            }
+        } else {
+            direct = open.clone();
+        }
+        let mut level_hists: HashMap<usize, Vec<u32>> = HashMap::new();
+        let mut chosen: Vec<(usize, Option<split::BestSplit>)> = Vec::new();
         let group_size = (MAX_HISTOGRAM_VALUES / node_stride.max(1)).max(1);
-        for group in open.chunks(group_size) {
+        for group in direct.chunks(group_size) {
             let mut slot = vec![u32::MAX; nodes.len()];
             for (s, &n) in group.iter().enumerate() {
                 slot[n] = s as u32;
@@ -156,7 +188,9 @@ pub fn fit(
                     |p| {
                         let part = data.partition(p);
                         let bins = &binned[p];
-                        let mut h = vec![0.0; group.len() * node_stride];
+                        // Counts as u32: half the size of f64, so more of the histogram
+                        // stays in cache during the random-access updates.
+                        let mut h = vec![0u32; group.len() * node_stride];
                         for (i, &node) in node_of_row[p].iter().enumerate() {
                             if node == DONE || slot[node as usize] == u32::MAX {
                                 continue;
@@ -165,25 +199,47 @@ pub fn fit(
                             let y = part.labels[i] as usize;
                             let row = &bins[i * d..(i + 1) * d];
                             for (j, &b) in row.iter().enumerate() {
-                                h[base + offsets[j] + b as usize * classes + y] += 1.0;
+                                h[base + offsets[j] + b as usize * classes + y] += 1;
                             }
                         }
                         h
                     },
-                    add_into,
+                    |mut a, b| {
+                        a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                        a
+                    },
                 )
                 .unwrap_or_default();
             for (s, &n) in group.iter().enumerate() {
                 let h = &hist[s * node_stride..(s + 1) * node_stride];
-                if let Some(best) = best_split(h, &offsets, &splits, &nodes[n].counts, &limits) {
-                    let left = nodes.len();
-                    nodes.push(Node { counts: best.left, depth: depth + 1, split: None });
-                    nodes.push(Node { counts: best.right, depth: depth + 1, split: None });
-                    nodes[n].split = Some((best.feature, best.rule, left, left + 1));
-                    next_frontier.extend([left, left + 1]);
+                if store {
+                    level_hists.insert(n, h.to_vec());
+                } else {
+                    chosen.push((n, choose(h, &offsets, &splits, &nodes[n].counts, &limits)));
                 }
             }
         }
+        for (node, parent, sibling) in derived {
+            let h: Vec<u32> = parent_hists[&parent].iter().zip(&level_hists[&sibling]).map(|(p, s)| p - s).collect();
+            level_hists.insert(node, h);
+        }
+        if store {
+            for &n in &open {
+                chosen.push((n, choose(&level_hists[&n], &offsets, &splits, &nodes[n].counts, &limits)));
+            }
+        }
+        for (n, best) in chosen {
+            if let Some(best) = best {
+                let left = nodes.len();
+                nodes.push(Node { counts: best.left, depth: depth + 1, split: None });
+                nodes.push(Node { counts: best.right, depth: depth + 1, split: None });
+                parent_of.extend([n, n]);
+                nodes[n].split = Some((best.feature, best.rule, left, left + 1));
+                next_frontier.extend([left, left + 1]);
+            }
+        }
+        level_hists.retain(|&n, _| nodes[n].split.is_some());
+        parent_hists = level_hists;
         // Move each row of a split node to its child; rows of leaves are done.
         let nodes_ref = &nodes;
         let binned_ref = &binned;
@@ -220,6 +276,18 @@ pub fn fit(
     let model = TreeModel { nodes, n_features: d };
     let log = TrainLog { entries, fit_seconds: start.elapsed().as_secs_f64(), stop_reason: stop_reason.into() };
     Ok((model, log))
+}
+
+/// The best split of a node from its u32 histogram.
+fn choose(
+    hist: &[u32],
+    offsets: &[usize],
+    splits: &[FeatureSplits],
+    counts: &[f64],
+    limits: &SplitLimits,
+) -> Option<split::BestSplit> {
+    let h: Vec<f64> = hist.iter().map(|&c| f64::from(c)).collect();
+    best_split(&h, offsets, splits, counts, limits)
 }
 
 /// Row-weighted impurity of the current leaves: what the splits have reduced so far.
