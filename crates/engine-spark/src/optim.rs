@@ -95,11 +95,12 @@ impl Observe<IterState<Vec<f64>, Vec<f64>, (), (), (), f64>> for Recorder {
 /// `max_iter` iterations, stopping when the objective changes by less than `tol`; with
 /// `l1 > 0`, OWL-QN minimizes `objective + l1 · ‖x‖₁`.
 pub fn minimize(objective: &impl Objective, x0: Vec<f64>, max_iter: usize, tol: f64, l1: f64) -> Result<Optimized> {
-    let (f0, _) = objective.evaluate(&x0);
+    let (f0, g0) = objective.evaluate(&x0);
     if !f0.is_finite() {
         return Err(Error::Diverged { iteration: 0, loss: f0 });
     }
-    let problem = Cached { objective, last: Mutex::new(None) };
+    // argmin starts by evaluating x0 again: answer that from the cache.
+    let problem = Cached { objective, last: Mutex::new(Some((x0.clone(), f0, g0))) };
     let linesearch = MoreThuenteLineSearch::new();
     let argmin_err = |e: argmin::core::Error| Error::Data(format!("optimizer: {e}"));
     let mut solver = LBFGS::new(linesearch, 10).with_tolerance_cost(tol).map_err(argmin_err)?;
