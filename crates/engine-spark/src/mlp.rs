@@ -110,7 +110,7 @@ fn matmul_a_b(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32])
 
 /// e^x in f32 arithmetic that the compiler can vectorize (libm's `expf` is a call per value, and
 /// the hidden layers need one per unit per row): x·log2(e) = n + f with |f| ≤ ½, 2^f by its
-X
+/// Taylor series to the 6th power (within 4 f32 ulp of libm's `expf`), times 2^n
 /// built from exponent bits. Inputs are clamped to ±87, where f32's range ends.
 fn exp_f32(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0; // 1.5 · 2^23: adding and subtracting it rounds to an integer
