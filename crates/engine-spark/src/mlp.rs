@@ -109,15 +109,18 @@ fn matmul_a_b(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32])
 }
 
 /// e^x in f32 arithmetic that the compiler can vectorize (libm's `expf` is a call per value, and
-/// the hidden layers need one per unit per row): x·log2(e) = n + f with |f| ≤ ½, 2^f by its
-/// Taylor series to the 6th power (within 4 f32 ulp of libm's `expf`), times 2^n
-/// built from exponent bits. Inputs are clamped to ±87, where f32's range ends.
+/// the hidden layers need one per unit per row): x = n·ln2 + r with n = round(x·log2 e) and
+/// |r| ≤ ln2/2, r computed with ln2 split in two parts (Cody–Waite) so it stays exact, e^r by its
+/// Taylor series to r⁶, times 2^n built from exponent bits. Within a few f32 ulp of `expf`;
+/// inputs are clamped to ±87, where f32's range ends.
 fn exp_f32(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0; // 1.5 · 2^23: adding and subtracting it rounds to an integer
-    let t = x.clamp(-87.0, 87.0) * std::f32::consts::LOG2_E;
-    let n = (t + ROUND) - ROUND;
-    let f = (t - n) * std::f32::consts::LN_2;
-    let p = 1.0 + f * (1.0 + f * (0.5 + f * (1.0 / 6.0 + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f * (1.0 / 720.0))))));
+    const LN2_HI: f32 = 0.693_359_4; // few mantissa bits: n · LN2_HI is exact
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let x = x.clamp(-87.0, 87.0);
+    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
     p * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
 
