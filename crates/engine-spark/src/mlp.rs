@@ -35,35 +35,28 @@ fn layer_offsets(layers: &[usize]) -> Vec<(usize, usize)> {
     out
 }
 
-/// C (m × n) = A (m × k) · Bᵀ, B given as n × k row-major: `x · Wᵀ`.
-fn matmul_a_bt(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-    // SAFETY: the strides describe `a` as m × k, `b`ᵀ as k × n and `c` as m × n, all row-major,
-    // and the callers size the slices accordingly (checked by the asserts).
-    assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n);
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            k as isize,
-            1,
-            b.as_ptr(),
-            1,
-            k as isize,
-            0.0,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
+/// How a row-major matrix is read: as stored, or transposed.
+#[derive(Clone, Copy)]
+enum Read {
+    AsIs,
+    Transposed,
 }
 
-/// C (m × n) = Aᵀ · B with A (k × m) and B (k × n) row-major: the weight gradient δᵀ · x.
-fn matmul_at_b(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-    assert!(a.len() >= k * m && b.len() >= k * n && c.len() >= m * n);
-    // SAFETY: as above, with `a` read transposed.
+/// C (m × n) = op(A) (m × k) · op(B) (k × n), shape given as (m, k, n), every matrix row-major; `op` reads a matrix as
+/// stored or transposed (then A is stored k × m, B n × k). One checked wrapper around sgemm.
+fn matmul((m, k, n): (usize, usize, usize), a: &[f32], read_a: Read, b: &[f32], read_b: Read, c: &mut [f32]) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "matrix buffers too small");
+    // (row stride, column stride) of op(A) and op(B) as m × k and k × n.
+    let (rsa, csa) = match read_a {
+        Read::AsIs => (k as isize, 1),
+        Read::Transposed => (1, m as isize),
+    };
+    let (rsb, csb) = match read_b {
+        Read::AsIs => (n as isize, 1),
+        Read::Transposed => (1, k as isize),
+    };
+    // SAFETY: the strides describe op(A) as m × k, op(B) as k × n and C as n-wide rows, all
+    // within the slices, whose lengths the assert above checks.
     unsafe {
         matrixmultiply::sgemm(
             m,
@@ -71,35 +64,11 @@ fn matmul_at_b(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]
             n,
             1.0,
             a.as_ptr(),
-            1,
-            m as isize,
+            rsa,
+            csa,
             b.as_ptr(),
-            n as isize,
-            1,
-            0.0,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
-}
-
-/// C (m × n) = A (m × k) · B (k × n), row-major: δ · W back through a layer.
-fn matmul_a_b(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    // SAFETY: as above.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            k as isize,
-            1,
-            b.as_ptr(),
-            n as isize,
-            1,
+            rsb,
+            csb,
             0.0,
             c.as_mut_ptr(),
             n as isize,
@@ -141,7 +110,8 @@ impl MlpModel {
             let (w_at, b_at) = offsets[l];
             let mut z = std::mem::take(&mut acts[l + 1]);
             z.resize(rows * out, 0.0);
-            matmul_a_bt(rows, inp, out, &acts[l], &self.weights[w_at..b_at], &mut z);
+            // Z = A · Wᵀ, with W stored out × in.
+            matmul((rows, inp, out), &acts[l], Read::AsIs, &self.weights[w_at..b_at], Read::Transposed, &mut z);
             let bias = &self.weights[b_at..b_at + out];
             for row in z.chunks_exact_mut(out) {
                 for (v, b) in row.iter_mut().zip(bias) {
@@ -190,7 +160,8 @@ impl MlpModel {
             let (inp, out) = (self.layers[l], self.layers[l + 1]);
             let (w_at, b_at) = offsets[l];
             scratch.block_grad.resize(out * inp, 0.0);
-            matmul_at_b(out, rows, inp, &delta, &acts[l], &mut scratch.block_grad);
+            // ∂W = δᵀ · A.
+            matmul((out, rows, inp), &delta, Read::Transposed, &acts[l], Read::AsIs, &mut scratch.block_grad);
             for (g, v) in grad[w_at..b_at].iter_mut().zip(&scratch.block_grad) {
                 *g += f64::from(*v);
             }
@@ -202,7 +173,7 @@ impl MlpModel {
             if l > 0 {
                 // δ_prev = (δ · W) ⊙ a (1 − a) for the sigmoid layer below.
                 scratch.back.resize(rows * inp, 0.0);
-                matmul_a_b(rows, out, inp, &delta, &self.weights[w_at..b_at], &mut scratch.back);
+                matmul((rows, out, inp), &delta, Read::AsIs, &self.weights[w_at..b_at], Read::AsIs, &mut scratch.back);
                 for (d, a) in scratch.back.iter_mut().zip(&acts[l]) {
                     *d *= a * (1.0 - a);
                 }
