@@ -249,8 +249,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         ctx.workers
     );
     println!(
-        "fit {fit_seconds:.2} s ({} iterations, {}), {:.0} rows/s, CPU {:.2} s, peak memory {}",
+        "fit {fit_seconds:.2} s ({} {}, {}), {:.0} rows/s, CPU {:.2} s, peak memory {}",
         log.entries.len(),
+        if spec.kind == ModelKind::Tree { "levels" } else { "iterations" },
         log.stop_reason,
         data.train.rows() as f64 / fit_seconds.max(1e-9),
         fit_resources.cpu_seconds,
