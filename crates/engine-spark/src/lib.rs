@@ -77,8 +77,19 @@ impl Engine for SparkEngine {
         if train.rows() == 0 {
             return Err(Error::Data("no training rows".into()));
         }
+        if !matches!(spec.kind, ModelKind::Lr | ModelKind::Tree | ModelKind::Mlp) {
+            return Err(unsupported(spec.kind));
+        }
         check_finite(train)?;
         let classes = train.classes();
+        // Every model here needs two classes to tell apart; say so once, before any work.
+        let present = train.class_counts().iter().filter(|&&c| c > 0).count();
+        if present < 2 {
+            return Err(Error::Data(format!(
+                "{} needs training rows of at least 2 classes; they have {present}",
+                spec.kind.name()
+            )));
+        }
         let exec = Executor::new(ctx.workers)?;
         let partitions = if ctx.partitions == 0 { Self::default_partitions(ctx.workers) } else { ctx.partitions };
         let data = train.partitioned(partitions, Partitioning::Contiguous);
@@ -99,12 +110,7 @@ impl Engine for SparkEngine {
                 let (m, log) = mlp::fit(&exec, &data, classes, &p)?;
                 Ok((Box::new(m), log))
             }
-            other => Err(Error::InvalidParam {
-                name: "model".into(),
-                value: other.name().into(),
-                expected: "lr, tree or mlp for the spark engine (cnn, lstm, gru and cnn2d are the tensor engine's)"
-                    .into(),
-            }),
+            other => Err(unsupported(other)),
         }
     }
 
@@ -116,5 +122,13 @@ impl Engine for SparkEngine {
             ModelKind::Mlp => Box::new(serde_json::from_value::<MlpModel>(state.clone()).map_err(bad)?),
             other => return Err(Error::Data(format!("the spark engine has no '{}' model", other.name()))),
         })
+    }
+}
+
+fn unsupported(kind: ModelKind) -> Error {
+    Error::InvalidParam {
+        name: "model".into(),
+        value: kind.name().into(),
+        expected: "lr, tree or mlp for the spark engine (cnn, lstm, gru and cnn2d are the tensor engine's)".into(),
     }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use trainbench_data::Partitioned;
-use trainbench_engine::{Error, Result, TrainLog, TrainedModel};
+use trainbench_engine::{Result, TrainLog, TrainedModel};
 
 use crate::executor::{Executor, add_into};
 use crate::optim::{Objective, minimize};
@@ -267,12 +267,6 @@ pub fn fit(
     let start = Instant::now();
     let d = data.data.n_features;
     let summary = summarize(exec, data, classes);
-    let present = summary.class_counts.iter().filter(|&&c| c > 0.0).count();
-    if present < 2 {
-        return Err(Error::Data(format!(
-            "logistic regression needs rows of at least 2 classes; the training rows have {present}"
-        )));
-    }
     let rows = if classes == 2 { 1 } else { classes };
     let inv_std: Vec<f64> = summary
         .std

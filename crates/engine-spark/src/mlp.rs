@@ -274,14 +274,6 @@ pub fn fit(exec: &Executor, data: &Partitioned, classes: usize, params: &MlpPara
     let start = Instant::now();
     let d = data.data.n_features;
     params.check_size(d, classes)?;
-    let present = {
-        let mut seen = vec![false; classes];
-        data.data.labels.iter().for_each(|&l| seen[l as usize] = true);
-        seen.iter().filter(|&&s| s).count()
-    };
-    if present < 2 {
-        return Err(Error::Data(format!("the MLP needs rows of at least 2 classes; the training rows have {present}")));
-    }
     let layers = params.layers(d, classes);
     let objective = CrossEntropy { exec, data, layers: layers.clone(), block_size: params.block_size };
     let x0 = initial_weights(&layers, params.seed);
