@@ -1,0 +1,123 @@
+//! The tensor engine: deep learning the way TensorFlow/Keras trains, on Burn.
+//!
+//! Mini-batches come from a shuffling, prefetching input pipeline ([`pipeline`]); with
+//! `workers` > 1 each global batch is split over that many replicas whose gradients are summed
+//! before one optimizer step ([`train`]); models are built with Keras's layer defaults
+//! ([`model`]); per-epoch scalars go to TensorBoard event files ([`tensorboard`]).
+#![warn(missing_docs)]
+
+pub mod model;
+pub mod params;
+pub mod pipeline;
+pub mod tensorboard;
+pub mod train;
+
+use burn::module::Module;
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use trainbench_data::Prepared;
+use trainbench_engine::{Engine, Error, ModelKind, ModelSpec, Result, RunContext, TrainLog, TrainedModel};
+
+use crate::model::Net;
+use crate::params::Architecture;
+pub use crate::train::{Backend, Precision, TrainOptions};
+
+/// The tensor engine with its run options.
+#[derive(Debug, Clone, Default)]
+pub struct TensorEngine {
+    /// Precision, device, TensorBoard and checkpoint settings.
+    pub options: TrainOptions,
+}
+
+impl TensorEngine {
+    /// An engine with `options`.
+    pub fn new(options: TrainOptions) -> Self {
+        Self { options }
+    }
+}
+
+/// A trained network, ready to predict on the CPU.
+pub struct TensorModel {
+    net: Net,
+    device: Device,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedNet {
+    architecture: Architecture,
+    weights: String,
+}
+
+impl TensorModel {
+    /// The network's architecture.
+    pub fn architecture(&self) -> &Architecture {
+        self.net.architecture()
+    }
+}
+
+impl TrainedModel for TensorModel {
+    fn classes(&self) -> usize {
+        self.net.architecture().classes
+    }
+
+    fn n_features(&self) -> usize {
+        self.net.architecture().n_features
+    }
+
+    fn predict_proba(&self, features: &[f32]) -> Result<Vec<f32>> {
+        let d = self.n_features();
+        if !features.len().is_multiple_of(d) {
+            return Err(Error::Data(format!("{} values are not whole rows of {d} features", features.len())));
+        }
+        Ok(train::predict_proba(&self.net, features, d, &self.device))
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let weights = train::encode_weights(&self.net).unwrap_or_default();
+        serde_json::to_value(SavedNet { architecture: self.architecture().clone(), weights }).unwrap_or_default()
+    }
+}
+
+impl Engine for TensorEngine {
+    fn name(&self) -> &'static str {
+        "tensor"
+    }
+
+    fn fit(
+        &self,
+        spec: &ModelSpec,
+        train: &Prepared,
+        valid: &Prepared,
+        ctx: &RunContext,
+    ) -> Result<(Box<dyn TrainedModel>, TrainLog)> {
+        let classes = train.class_names.len();
+        if train.labels.is_empty() {
+            return Err(Error::Data("no training rows".into()));
+        }
+        if classes < 2 {
+            return Err(Error::Data(format!("the label has {classes} class; at least 2 are needed")));
+        }
+        let (arch, params) = params::parse(spec.kind, spec.params.clone(), train.n_features, classes)?;
+        let (net, log) = train::fit(&arch, &params, train, valid, ctx, &self.options)?;
+        // Predictions run on the CPU whatever the training device, like a saved Keras model
+        // loaded for inference.
+        let device = Device::flex();
+        let net = net.to_device(&device);
+        Ok((Box::new(TensorModel { net, device }), log))
+    }
+
+    fn load_model(&self, kind: ModelKind, state: &serde_json::Value) -> Result<Box<dyn TrainedModel>> {
+        let saved: SavedNet = serde_json::from_value(state.clone())
+            .map_err(|e| Error::Data(format!("not a tensor-engine model: {e}")))?;
+        if saved.architecture.kind != kind {
+            return Err(Error::Data(format!(
+                "the model file holds a {} network, not {}",
+                saved.architecture.kind.name(),
+                kind.name()
+            )));
+        }
+        let device = Device::flex();
+        let net = train::decode_weights(Net::new(&saved.architecture, &device)?, &saved.weights)?;
+        Ok(Box::new(TensorModel { net, device }))
+    }
+}
