@@ -50,8 +50,10 @@ pub struct ResourceSampler {
 }
 
 impl ResourceSampler {
-    /// Starts sampling now.
+    /// Starts sampling now. The process's memory high-water mark is reset first (Linux
+    /// `clear_refs`), so the peak reported is this interval's, not an earlier run's.
     pub fn start(interval: Duration) -> Self {
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
         let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(Mutex::new(Vec::new()));
         let start = Instant::now();

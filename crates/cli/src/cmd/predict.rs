@@ -47,6 +47,7 @@ pub struct PredictArgs {
 fn engine_named(name: &str) -> Result<Box<dyn Engine>> {
     match name {
         "spark" => Ok(Box::new(SparkEngine)),
+        "tensor" => Ok(Box::new(trainbench_engine_tensor::TensorEngine::default())),
         other => bail!("the model was saved by engine '{other}', which this build does not have"),
     }
 }

@@ -1,7 +1,7 @@
 //! `trainbench train`: one engine, one model, scored on held-out rows.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
@@ -9,10 +9,12 @@ use serde_json::json;
 use trainbench_data::{prepare, write_quarantine};
 use trainbench_engine::{Engine, ModelKind, ModelSpec, ParamMap, RunContext, SavedModel};
 use trainbench_engine_spark::SparkEngine;
-use trainbench_metrics::{ClassificationReport, Phase, PhaseTimers, ResourceSampler};
+use trainbench_engine_tensor::{Backend, Precision, TensorEngine, TrainOptions};
+use trainbench_metrics::{Phase, PhaseTimers};
 
 use crate::args::LoadArgs;
 use crate::cmd::prepare::PrepArgs;
+use crate::cmd::runner;
 use crate::output;
 
 /// Train one model with one engine and print its metrics on the test rows.
@@ -48,6 +50,8 @@ pub struct TrainArgs {
 pub enum EngineArg {
     /// Spark MLlib's paradigm: partitions, tree aggregation, L-BFGS (embedded).
     Spark,
+    /// TensorFlow/Keras's paradigm: mini-batches, replicas, Adam (on Burn).
+    Tensor,
 }
 
 /// `--model`.
@@ -59,6 +63,14 @@ pub enum ModelArg {
     Tree,
     /// Multilayer perceptron.
     Mlp,
+    /// 1-D convolutional network over the feature vector (tensor engine).
+    Cnn,
+    /// LSTM over the feature vector as a sequence (tensor engine).
+    Lstm,
+    /// GRU over the feature vector as a sequence (tensor engine).
+    Gru,
+    /// 2-D convolutional network over images (tensor engine).
+    Cnn2d,
 }
 
 impl ModelArg {
@@ -67,20 +79,65 @@ impl ModelArg {
             ModelArg::Lr => ModelKind::Lr,
             ModelArg::Tree => ModelKind::Tree,
             ModelArg::Mlp => ModelKind::Mlp,
+            ModelArg::Cnn => ModelKind::Cnn,
+            ModelArg::Lstm => ModelKind::Lstm,
+            ModelArg::Gru => ModelKind::Gru,
+            ModelArg::Cnn2d => ModelKind::Cnn2d,
         }
     }
 }
 
-/// Parallelism and seed.
+/// Parallelism and engine run options.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Worker threads (default: all cores).
-    #[arg(long)]
+    /// Worker threads (spark) or replicas (tensor) (default: all cores for spark, 1 replica for
+    /// tensor).
+    #[arg(long, alias = "replicas")]
     pub workers: Option<usize>,
     /// Partitions of the training rows (default: 2 per worker). Fix it to compare worker counts
     /// on identical partitions.
     #[arg(long)]
     pub partitions: Option<usize>,
+    /// tensor: precision of the forward and backward passes: f32, bf16 or f16 (mixed, weights
+    /// kept in f32).
+    #[arg(long, default_value = "f32")]
+    pub precision: String,
+    /// tensor: cpu (Burn's flex backend) or gpu (Vulkan; needs the `gpu` build feature).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// tensor: write TensorBoard event files under this folder.
+    #[arg(long, value_name = "DIR")]
+    pub tensorboard: Option<PathBuf>,
+    /// tensor: save a checkpoint here after every epoch.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// tensor: continue from the checkpoint in --checkpoint-dir.
+    #[arg(long, requires = "checkpoint_dir")]
+    pub resume: bool,
+}
+
+impl RunArgs {
+    /// The run context for `engine`.
+    pub fn context(&self, engine: EngineArg, seed: u64) -> RunContext {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let default_workers = if engine == EngineArg::Tensor { 1 } else { cores };
+        RunContext {
+            workers: self.workers.unwrap_or(default_workers).max(1),
+            partitions: self.partitions.unwrap_or(0),
+            seed,
+        }
+    }
+
+    /// The tensor engine's options.
+    pub fn tensor_options(&self) -> Result<TrainOptions> {
+        Ok(TrainOptions {
+            precision: Precision::parse(&self.precision)?,
+            backend: Backend::parse(&self.device)?,
+            tensorboard: self.tensorboard.clone(),
+            checkpoint_dir: self.checkpoint_dir.clone(),
+            resume: self.resume,
+        })
+    }
 }
 
 /// Model parameters (MLlib's names in snake case); each applies to the models noted.
@@ -119,7 +176,7 @@ pub struct ModelParams {
     /// tree: gini or entropy [gini].
     #[arg(long)]
     pub impurity: Option<String>,
-    /// mlp: hidden layer sizes, comma-separated [64,64].
+    /// mlp: hidden layer sizes, comma-separated [spark 64,64; tensor 128,128].
     #[arg(long)]
     pub hidden: Option<String>,
     /// mlp: l-bfgs or gd [l-bfgs].
@@ -131,6 +188,67 @@ pub struct ModelParams {
     /// mlp: rows stacked per block [128].
     #[arg(long)]
     pub block_size: Option<usize>,
+    /// tensor: passes over the training rows [10].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// tensor: rows per global batch [32].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// tensor: adam, adamw or sgd [adam].
+    #[arg(long)]
+    pub optimizer: Option<String>,
+    /// tensor: learning rate [adam/adamw 0.001, sgd 0.01].
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// tensor: sgd momentum [0].
+    #[arg(long)]
+    pub momentum: Option<f64>,
+    /// tensor: adamw weight decay [0.004].
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// tensor: constant, step or cosine [constant].
+    #[arg(long)]
+    pub lr_schedule: Option<String>,
+    /// tensor: step schedule, epochs between decays [10].
+    #[arg(long)]
+    pub lr_step_epochs: Option<usize>,
+    /// tensor: step schedule, factor per decay [0.1].
+    #[arg(long)]
+    pub lr_gamma: Option<f64>,
+    /// tensor: early stopping after this many epochs without a better validation loss; restores
+    /// the best weights [0 = off].
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// tensor: weight classes inversely to their frequency [false].
+    #[arg(long)]
+    pub balanced_class_weights: Option<bool>,
+    /// tensor: dropout rate after hidden dense layers [0].
+    #[arg(long)]
+    pub dropout: Option<f64>,
+    /// tensor: relu, tanh, sigmoid, gelu or linear [relu].
+    #[arg(long)]
+    pub activation: Option<String>,
+    /// cnn, cnn2d: convolution filters per layer [32,64].
+    #[arg(long)]
+    pub filters: Option<String>,
+    /// cnn, cnn2d: dense layers after flattening [cnn 64; cnn2d 128].
+    #[arg(long)]
+    pub dense: Option<String>,
+    /// cnn, cnn2d: convolution kernel size [3].
+    #[arg(long)]
+    pub kernel_size: Option<usize>,
+    /// cnn, cnn2d: max-pooling size [2].
+    #[arg(long)]
+    pub pool_size: Option<usize>,
+    /// lstm, gru: recurrent units [64].
+    #[arg(long)]
+    pub units: Option<usize>,
+    /// cnn2d: image shape HxW or HxWxC of the pixel columns [square, 1 channel].
+    #[arg(long)]
+    pub image_shape: Option<String>,
+    /// tensor: TensorBoard batch-loss scalar every this many steps [100; 0 = epochs only].
+    #[arg(long)]
+    pub log_every_steps: Option<usize>,
 }
 
 impl ModelParams {
@@ -157,23 +275,43 @@ impl ModelParams {
         set("solver", self.solver.clone());
         set("step_size", self.step_size.map(|v| v.to_string()));
         set("block_size", self.block_size.map(|v| v.to_string()));
+        set("epochs", self.epochs.map(|v| v.to_string()));
+        set("batch_size", self.batch_size.map(|v| v.to_string()));
+        set("optimizer", self.optimizer.clone());
+        set("learning_rate", self.learning_rate.map(|v| v.to_string()));
+        set("momentum", self.momentum.map(|v| v.to_string()));
+        set("weight_decay", self.weight_decay.map(|v| v.to_string()));
+        set("lr_schedule", self.lr_schedule.clone());
+        set("lr_step_epochs", self.lr_step_epochs.map(|v| v.to_string()));
+        set("lr_gamma", self.lr_gamma.map(|v| v.to_string()));
+        set("patience", self.patience.map(|v| v.to_string()));
+        set("balanced_class_weights", self.balanced_class_weights.map(|v| v.to_string()));
+        set("dropout", self.dropout.map(|v| v.to_string()));
+        set("activation", self.activation.clone());
+        set("filters", self.filters.clone());
+        set("dense", self.dense.clone());
+        set("kernel_size", self.kernel_size.map(|v| v.to_string()));
+        set("pool_size", self.pool_size.map(|v| v.to_string()));
+        set("units", self.units.map(|v| v.to_string()));
+        set("image_shape", self.image_shape.clone());
+        set("log_every_steps", self.log_every_steps.map(|v| v.to_string()));
         p
     }
 }
 
-/// The engine behind `--engine`.
-pub fn engine(which: EngineArg) -> Box<dyn Engine> {
-    match which {
+/// The engine behind `--engine`, with its run options.
+pub fn engine(which: EngineArg, run: &RunArgs) -> Result<Box<dyn Engine>> {
+    Ok(match which {
         EngineArg::Spark => Box::new(SparkEngine),
-    }
+        EngineArg::Tensor => Box::new(TensorEngine::new(run.tensor_options()?)),
+    })
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let options = args.prep.to_options(&args.load)?;
-    let workers = args.run.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let ctx = RunContext { workers, partitions: args.run.partitions.unwrap_or(0), seed: args.prep.seed };
+    let ctx = args.run.context(args.engine, args.prep.seed);
     let spec = ModelSpec { kind: args.model.kind(), params: args.params.to_map() };
-    let engine = engine(args.engine);
+    let engine = engine(args.engine, &args.run)?;
 
     let mut timers = PhaseTimers::new();
     let spinner = output::spinner(&format!("preparing {}", args.data.display()), args.json);
@@ -183,18 +321,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .with_context(|| format!("cannot write {}", args.prep.quarantine.display()))?;
     }
     spinner.set_message(format!("training {} {} on {} rows", engine.name(), spec.kind.name(), data.train.rows()));
-    let sampler = ResourceSampler::start(Duration::from_millis(50));
-    let started = Instant::now();
-    let fitted = engine.fit(&spec, &data.train, &data.valid, &ctx);
-    timers.add(Phase::Fit, started.elapsed());
-    let fit_resources = sampler.stop();
-    let (model, log) = fitted.with_context(|| format!("{} {} did not train", engine.name(), spec.kind.name()))?;
-    let started = Instant::now();
-    let proba = model.predict_proba(&data.test.features)?;
-    timers.add(Phase::Predict, started.elapsed());
+    let outcome = runner::fit_and_score(engine.as_ref(), &spec, &data.train, &data.valid, &data.test, &ctx)?;
     spinner.finish_and_clear();
-    let report = ClassificationReport::from_proba(&data.test.labels, &proba, data.test.classes())
-        .context("scoring the test rows")?;
+    timers.add(Phase::Fit, Duration::from_secs_f64(outcome.fit_seconds));
+    timers.add(Phase::Predict, Duration::from_secs_f64(outcome.predict_seconds));
+    let runner::RunOutcome { model, log, report, fit_resources, .. } = outcome;
     if let Some(path) = &args.save {
         let saved = SavedModel {
             format: SavedModel::FORMAT,
@@ -228,6 +359,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             "peak_rss_bytes": fit_resources.peak_rss_bytes,
             "rows_per_second": data.train.rows() as f64 / fit_seconds.max(1e-9),
             "iterations": log.entries.len(),
+            "epoch_seconds": log.entries.iter().filter_map(|e| e.extra.get("epoch_seconds")).collect::<Vec<_>>(),
             "stop_reason": log.stop_reason,
             "phase_seconds": timers.iter().map(|(p, s)| (p.name(), s)).collect::<std::collections::BTreeMap<_, _>>(),
             "classes": data.test.class_names,
@@ -251,7 +383,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
     println!(
         "fit {fit_seconds:.2} s ({} {}, {}), {:.0} rows/s, CPU {:.2} s, peak memory {}",
         log.entries.len(),
-        if spec.kind == ModelKind::Tree { "levels" } else { "iterations" },
+        match (spec.kind, engine.name()) {
+            (ModelKind::Tree, _) => "levels",
+            (_, "tensor") => "epochs",
+            _ => "iterations",
+        },
         log.stop_reason,
         data.train.rows() as f64 / fit_seconds.max(1e-9),
         fit_resources.cpu_seconds,
