@@ -3,6 +3,7 @@
 mod args;
 mod cmd;
 mod output;
+mod report;
 
 use std::process::ExitCode;
 
@@ -29,6 +30,11 @@ enum Command {
     Train(Box<cmd::train::TrainArgs>),
     /// Apply a saved model to new data (streamed: any size).
     Predict(cmd::predict::PredictArgs),
+    /// Train the default model set of both engines on the same split and report which is faster,
+    /// more accurate, leaner (without --data: on a generated HIGGS-like data set).
+    Compare(Box<cmd::compare::CompareArgs>),
+    /// Sweep data size and workers for each model and report time, speedup and efficiency.
+    Scale(Box<cmd::compare::ScaleArgs>),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +60,8 @@ fn main() -> ExitCode {
         Command::Prepare(a) => cmd::prepare::run(a),
         Command::Train(a) => cmd::train::run(*a),
         Command::Predict(a) => cmd::predict::run(a),
+        Command::Compare(a) => cmd::compare::run_compare(*a),
+        Command::Scale(a) => cmd::compare::run_scale(*a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,9 @@
 //! One module per subcommand.
 
+pub mod compare;
 pub mod generate;
 pub mod inspect;
 pub mod predict;
 pub mod prepare;
+pub mod runner;
 pub mod train;

@@ -1,0 +1,715 @@
+//! A study's results (`results.json`, `metrics.csv`) and its self-contained `report.html`.
+//!
+//! The schema of `results.json` is documented in `docs/results.schema.json`; bump
+//! [`SCHEMA_VERSION`] when a field changes meaning or goes away.
+
+pub mod svg;
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use trainbench_engine::LogEntry;
+use trainbench_metrics::ResourceSample;
+
+use self::svg::{Bar, Series, bar_chart, esc, line_chart};
+
+/// Version of the `results.json` layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything a study measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    /// Layout version.
+    pub schema_version: u32,
+    /// The command that ran (`compare`, `scale`).
+    pub command: String,
+    /// Seconds since 1970 when the study finished.
+    pub created_unix: u64,
+    /// trainbench's version.
+    pub trainbench_version: String,
+    /// Git commit trainbench was built from ("unknown" outside a checkout).
+    pub git_commit: String,
+    /// Versions of the libraries doing the work.
+    pub crate_versions: BTreeMap<String, String>,
+    /// The machine.
+    pub machine: Machine,
+    /// The data.
+    pub data: DataInfo,
+    /// Every run, failed ones included.
+    pub runs: Vec<RunRecord>,
+}
+
+/// The machine a study ran on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Machine {
+    /// CPU model name.
+    pub cpu_model: String,
+    /// Logical cores available to the process.
+    pub cores: usize,
+    /// Total memory.
+    pub memory_bytes: u64,
+    /// Operating system.
+    pub os: String,
+}
+
+impl Machine {
+    /// Reads /proc for this machine.
+    pub fn current() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split(':').nth(1))
+            .map_or_else(|| "unknown".to_owned(), |s| s.trim().to_owned());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let memory_bytes = meminfo
+            .lines()
+            .find(|l| l.starts_with("MemTotal:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|k| k.parse::<u64>().ok())
+            .map_or(0, |k| k * 1024);
+        Self {
+            cpu_model,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_bytes,
+            os: std::env::consts::OS.to_owned(),
+        }
+    }
+}
+
+/// The data every run used.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DataInfo {
+    /// File it came from.
+    pub source: String,
+    /// Whether trainbench generated it (the built-in default).
+    pub generated: bool,
+    /// Training rows.
+    pub train_rows: usize,
+    /// Validation rows (early stopping).
+    pub valid_rows: usize,
+    /// Test rows (scores).
+    pub test_rows: usize,
+    /// Features after preprocessing.
+    pub features: usize,
+    /// Class names.
+    pub classes: Vec<String>,
+    /// Seconds to load, clean, split and preprocess (once for all runs).
+    pub prepare_seconds: f64,
+}
+
+/// Test-row scores of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Scores {
+    /// Accuracy.
+    pub accuracy: f64,
+    /// Macro-averaged precision.
+    pub precision_macro: f64,
+    /// Macro-averaged recall.
+    pub recall_macro: f64,
+    /// Macro-averaged F1.
+    pub f1_macro: f64,
+    /// ROC AUC (binary, or one-vs-rest macro).
+    pub roc_auc: Option<f64>,
+    /// Log-loss.
+    pub log_loss: Option<f64>,
+    /// Confusion matrix, rows = true class.
+    pub confusion: Vec<Vec<u64>>,
+}
+
+/// Where a run sits in a sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SweepPoint {
+    /// Share of the training rows used (above 1: resampled with replacement).
+    pub fraction: f64,
+    /// Workers (spark) or replicas (tensor).
+    pub workers: usize,
+}
+
+/// One training run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// `engine/model/seed` (plus the sweep point).
+    pub id: String,
+    /// Engine name.
+    pub engine: String,
+    /// Model name.
+    pub model: String,
+    /// Seed of the run.
+    pub seed: u64,
+    /// Workers or replicas.
+    pub workers: usize,
+    /// Training rows.
+    pub train_rows: usize,
+    /// Parameters set for the run (others: the engine's defaults).
+    pub params: BTreeMap<String, String>,
+    /// Sweep point, for `scale`.
+    pub sweep: Option<SweepPoint>,
+    /// "ok" or "failed".
+    pub status: String,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Wall seconds of the fit.
+    pub fit_seconds: f64,
+    /// Wall seconds to predict the test rows.
+    pub predict_seconds: f64,
+    /// Seconds per epoch (tensor engine).
+    pub epoch_seconds: Vec<f64>,
+    /// Training rows per second of fit (rows × epochs for the tensor engine).
+    pub rows_per_second: f64,
+    /// CPU seconds of the fit (all threads).
+    pub cpu_seconds: f64,
+    /// Mean CPU use during the fit, in % of one core.
+    pub mean_cpu_percent: f64,
+    /// Peak resident memory during the fit.
+    pub peak_rss_bytes: u64,
+    /// Test-row scores.
+    pub scores: Option<Scores>,
+    /// Why training stopped.
+    pub stop_reason: String,
+    /// Per-iteration / per-epoch log.
+    pub log: Vec<LogEntry>,
+    /// CPU % and RSS sampled during the fit.
+    pub resources: Vec<ResourceSample>,
+}
+
+/// Mean and 95 % interval (Student's t) of a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    /// Mean.
+    pub mean: f64,
+    /// Lower end of the 95 % interval (the mean when n = 1).
+    pub low: f64,
+    /// Upper end.
+    pub high: f64,
+    /// Sample size.
+    pub n: usize,
+}
+
+impl Estimate {
+    /// From the values (empty → NaN mean).
+    pub fn of(values: &[f64]) -> Self {
+        let n = values.len();
+        let mean = values.iter().sum::<f64>() / n.max(1) as f64;
+        if n < 2 {
+            return Self { mean: if n == 0 { f64::NAN } else { mean }, low: mean, high: mean, n };
+        }
+        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+        let half = t_975(n - 1) * (var / n as f64).sqrt();
+        Self { mean, low: mean - half, high: mean + half, n }
+    }
+
+    /// "0.7512 ± 0.0031" (or just the mean for one value).
+    pub fn show(&self, digits: usize) -> String {
+        if self.n < 2 {
+            format!("{:.digits$}", self.mean)
+        } else {
+            format!("{:.digits$} ± {:.digits$}", self.mean, (self.high - self.low) / 2.0)
+        }
+    }
+}
+
+/// Student's t 0.975 quantile for `df` degrees of freedom.
+fn t_975(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+    ];
+    T.get(df.saturating_sub(1)).copied().unwrap_or(1.96)
+}
+
+/// The runs of one (engine, model, sweep point) over seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    /// Engine.
+    pub engine: String,
+    /// Model.
+    pub model: String,
+    /// Sweep point.
+    pub sweep: Option<SweepPoint>,
+    /// Runs that finished.
+    pub ok: usize,
+    /// Runs that failed.
+    pub failed: usize,
+    /// Fit seconds.
+    pub fit_seconds: Estimate,
+    /// Mean seconds per epoch, where the engine has epochs.
+    pub epoch_seconds: Option<Estimate>,
+    /// Rows per second.
+    pub rows_per_second: Estimate,
+    /// Accuracy.
+    pub accuracy: Estimate,
+    /// Macro precision.
+    pub precision: Estimate,
+    /// Macro recall.
+    pub recall: Estimate,
+    /// Macro F1.
+    pub f1: Estimate,
+    /// AUC.
+    pub auc: Option<Estimate>,
+    /// CPU seconds.
+    pub cpu_seconds: Estimate,
+    /// Peak RSS in bytes.
+    pub peak_rss_bytes: Estimate,
+}
+
+impl Group {
+    /// "engine model".
+    pub fn name(&self) -> String {
+        format!("{} {}", self.engine, self.model)
+    }
+}
+
+/// Groups runs by (engine, model, sweep point) in first-seen order.
+pub fn groups(runs: &[RunRecord]) -> Vec<Group> {
+    let mut keys: Vec<(String, String, Option<SweepPoint>)> = Vec::new();
+    for r in runs {
+        let key = (r.engine.clone(), r.model.clone(), r.sweep);
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    keys.into_iter()
+        .map(|(engine, model, sweep)| {
+            let members: Vec<&RunRecord> =
+                runs.iter().filter(|r| r.engine == engine && r.model == model && r.sweep == sweep).collect();
+            let ok: Vec<&RunRecord> = members.iter().copied().filter(|r| r.scores.is_some()).collect();
+            let est = |f: &dyn Fn(&RunRecord) -> Option<f64>| {
+                let v: Vec<f64> = ok.iter().filter_map(|r| f(r)).collect();
+                (!v.is_empty()).then(|| Estimate::of(&v))
+            };
+            let nan = Estimate::of(&[]);
+            let score = |f: fn(&Scores) -> f64| est(&|r| r.scores.as_ref().map(f)).unwrap_or(nan);
+            Group {
+                fit_seconds: est(&|r| Some(r.fit_seconds)).unwrap_or(nan),
+                epoch_seconds: est(&|r| {
+                    (!r.epoch_seconds.is_empty())
+                        .then(|| r.epoch_seconds.iter().sum::<f64>() / r.epoch_seconds.len() as f64)
+                }),
+                rows_per_second: est(&|r| Some(r.rows_per_second)).unwrap_or(nan),
+                accuracy: score(|s| s.accuracy),
+                precision: score(|s| s.precision_macro),
+                recall: score(|s| s.recall_macro),
+                f1: score(|s| s.f1_macro),
+                auc: est(&|r| r.scores.as_ref().and_then(|s| s.roc_auc)),
+                cpu_seconds: est(&|r| Some(r.cpu_seconds)).unwrap_or(nan),
+                peak_rss_bytes: est(&|r| Some(r.peak_rss_bytes as f64)).unwrap_or(nan),
+                ok: ok.len(),
+                failed: members.len() - ok.len(),
+                engine,
+                model,
+                sweep,
+            }
+        })
+        .collect()
+}
+
+/// Least-squares slope of log(y) against log(x): the exponent b of y ≈ a·x^b.
+pub fn power_law_exponent(points: &[(f64, f64)]) -> Option<f64> {
+    let logs: Vec<(f64, f64)> =
+        points.iter().filter(|(x, y)| *x > 0.0 && *y > 0.0).map(|(x, y)| (x.ln(), y.ln())).collect();
+    if logs.len() < 2 {
+        return None;
+    }
+    let n = logs.len() as f64;
+    let (mx, my) = (logs.iter().map(|p| p.0).sum::<f64>() / n, logs.iter().map(|p| p.1).sum::<f64>() / n);
+    let sxx: f64 = logs.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = logs.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    (sxx > 0.0).then(|| sxy / sxx)
+}
+
+/// Writes `results.json`, `metrics.csv` and `report.html` into `dir`.
+pub fn write_all(dir: &Path, results: &Results) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    };
+    write("results.json", serde_json::to_string_pretty(results)?)?;
+    write("metrics.csv", metrics_csv(results))?;
+    write("report.html", html(results))
+}
+
+fn metrics_csv(results: &Results) -> String {
+    let mut out = String::from(
+        "id,engine,model,seed,workers,fraction,train_rows,status,fit_seconds,mean_epoch_seconds,rows_per_second,\
+         accuracy,precision_macro,recall_macro,f1_macro,roc_auc,log_loss,cpu_seconds,peak_rss_bytes\n",
+    );
+    let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+    for r in &results.runs {
+        let s = r.scores.as_ref();
+        let epoch =
+            (!r.epoch_seconds.is_empty()).then(|| r.epoch_seconds.iter().sum::<f64>() / r.epoch_seconds.len() as f64);
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            r.id,
+            r.engine,
+            r.model,
+            r.seed,
+            r.workers,
+            r.sweep.map_or(1.0, |s| s.fraction),
+            r.train_rows,
+            r.status,
+            r.fit_seconds,
+            opt(epoch),
+            r.rows_per_second,
+            opt(s.map(|s| s.accuracy)),
+            opt(s.map(|s| s.precision_macro)),
+            opt(s.map(|s| s.recall_macro)),
+            opt(s.map(|s| s.f1_macro)),
+            opt(s.and_then(|s| s.roc_auc)),
+            opt(s.and_then(|s| s.log_loss)),
+            r.cpu_seconds,
+            r.peak_rss_bytes
+        );
+    }
+    out
+}
+
+fn mib(bytes: f64) -> f64 {
+    bytes / (1u64 << 20) as f64
+}
+
+/// The four answers, in words, from the main (non-sweep) groups.
+pub fn answers(results: &Results) -> Vec<(String, String)> {
+    let all = groups(&results.runs);
+    let main: Vec<&Group> = all.iter().filter(|g| g.sweep.is_none() && g.ok > 0).collect();
+    let mut out = Vec::new();
+    let best_of = |engine: &str, key: &dyn Fn(&Group) -> f64, lowest: bool| {
+        main.iter()
+            .filter(|g| g.engine == engine)
+            .min_by(|a, b| {
+                let (x, y) = (key(a), key(b));
+                if lowest { x.total_cmp(&y) } else { y.total_cmp(&x) }
+            })
+            .copied()
+    };
+    let pair =
+        |key: &dyn Fn(&Group) -> f64, lowest: bool| (best_of("spark", key, lowest), best_of("tensor", key, lowest));
+    match pair(&|g| g.fit_seconds.mean, true) {
+        (Some(s), Some(t)) => {
+            let (fast, slow) = if s.fit_seconds.mean <= t.fit_seconds.mean { (s, t) } else { (t, s) };
+            out.push((
+                "Which trains faster?".into(),
+                format!(
+                    "The {} paradigm: its fastest model, {}, fit in {} s, {:.1}× faster than the {} paradigm's fastest, {} ({} s). Per model, see the fit-time chart.",
+                    fast.engine, fast.model, fast.fit_seconds.show(2), slow.fit_seconds.mean / fast.fit_seconds.mean.max(1e-12),
+                    slow.engine, slow.model, slow.fit_seconds.show(2)
+                ),
+            ));
+        }
+        _ => out.push(("Which trains faster?".into(), "Only one engine has finished runs; nothing to compare.".into())),
+    }
+    match pair(&|g| g.accuracy.mean, false) {
+        (Some(s), Some(t)) => {
+            let (hi, lo) = if s.accuracy.mean >= t.accuracy.mean { (s, t) } else { (t, s) };
+            let overlap = hi.accuracy.n > 1 && lo.accuracy.n > 1 && hi.accuracy.low <= lo.accuracy.high;
+            out.push((
+                "Which is more accurate?".into(),
+                format!(
+                    "The {} paradigm: {} reached test accuracy {} (F1 {}), {:.2} percentage points above the {} paradigm's best, {} ({}).{}",
+                    hi.engine, hi.model, hi.accuracy.show(4), hi.f1.show(4), 100.0 * (hi.accuracy.mean - lo.accuracy.mean),
+                    lo.engine, lo.model, lo.accuracy.show(4),
+                    if overlap { " The 95 % intervals overlap, so the difference is not significant over these seeds." }
+                    else if hi.accuracy.n < 2 { " One seed per run: rerun with --seeds 3 or more for intervals." }
+                    else { " The 95 % intervals do not overlap." }
+                ),
+            ));
+        }
+        _ => out
+            .push(("Which is more accurate?".into(), "Only one engine has finished runs; nothing to compare.".into())),
+    }
+    let lean = |engine: &str| {
+        let g: Vec<&&Group> = main.iter().filter(|g| g.engine == engine).collect();
+        (!g.is_empty()).then(|| {
+            (
+                g.iter().map(|g| g.peak_rss_bytes.mean).fold(0.0, f64::max),
+                g.iter().map(|g| g.cpu_seconds.mean).sum::<f64>() / g.len() as f64,
+            )
+        })
+    };
+    match (lean("spark"), lean("tensor")) {
+        (Some((sm, sc)), Some((tm, tc))) => out.push((
+            "Which uses fewer resources?".into(),
+            format!(
+                "Peak memory: spark {:.0} MiB, tensor {:.0} MiB (largest model of each); CPU time per fit: spark {:.1} s, tensor {:.1} s on average. {} uses less memory and {} less CPU time. Memory is the whole process's, data included.",
+                mib(sm), mib(tm), sc, tc,
+                if sm <= tm { "Spark" } else { "Tensor" },
+                if sc <= tc { "spark" } else { "tensor" }
+            ),
+        )),
+        _ => out.push(("Which uses fewer resources?".into(), "Only one engine has finished runs; nothing to compare.".into())),
+    }
+    out.push(("Which scales better?".into(), scaling_answer(&all)));
+    out
+}
+
+fn scaling_answer(all: &[Group]) -> String {
+    let sweeps: Vec<&Group> = all.iter().filter(|g| g.sweep.is_some() && g.ok > 0).collect();
+    if sweeps.is_empty() {
+        return "This study has no sweep; `trainbench scale` measures time against rows and speedup against workers."
+            .into();
+    }
+    let mut parts = Vec::new();
+    for (engine, model) in unique_models(&sweeps) {
+        let mine: Vec<&&Group> = sweeps.iter().filter(|g| g.engine == engine && g.model == model).collect();
+        let max_w = mine.iter().filter_map(|g| g.sweep).map(|s| s.workers).max().unwrap_or(1);
+        let by_rows: Vec<(f64, f64)> = mine
+            .iter()
+            .filter(|g| g.sweep.is_some_and(|s| s.workers == max_w))
+            .map(|g| (g.sweep.map_or(1.0, |s| s.fraction), g.fit_seconds.mean))
+            .collect();
+        let exp = power_law_exponent(&by_rows).map_or("n/a".into(), |e| format!("{e:.2}"));
+        let t = |w: usize| {
+            mine.iter()
+                .find(|g| g.sweep.is_some_and(|s| s.workers == w && s.fraction == 1.0))
+                .map(|g| g.fit_seconds.mean)
+        };
+        let speed = match (t(1), t(max_w)) {
+            (Some(a), Some(b)) if max_w > 1 => format!(
+                ", {max_w} workers {:.2}× faster than 1 (efficiency {:.0} %)",
+                a / b,
+                100.0 * a / b / max_w as f64
+            ),
+            _ => String::new(),
+        };
+        parts.push(format!("{engine} {model}: time ∝ rows^{exp}{speed}"));
+    }
+    format!("{}. An exponent near 1 is linear; below 1, fixed costs dominate at these sizes.", parts.join("; "))
+}
+
+fn unique_models(groups: &[&Group]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for g in groups {
+        let k = (g.engine.clone(), g.model.clone());
+        if !out.contains(&k) {
+            out.push(k);
+        }
+    }
+    out
+}
+
+fn html(results: &Results) -> String {
+    let all = groups(&results.runs);
+    let main: Vec<&Group> = all.iter().filter(|g| g.sweep.is_none()).collect();
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<h1>trainbench {}: Spark MLlib's paradigm vs TensorFlow/Keras's</h1><p class=meta>{} runs on {} ({} train / {} valid / {} test rows, {} features, {} classes) · {} · {} cores · {:.1} GiB · trainbench {} ({})</p>",
+        esc(&results.command),
+        results.runs.len(),
+        esc(&results.data.source),
+        results.data.train_rows,
+        results.data.valid_rows,
+        results.data.test_rows,
+        results.data.features,
+        results.data.classes.len(),
+        esc(&results.machine.cpu_model),
+        results.machine.cores,
+        results.machine.memory_bytes as f64 / (1u64 << 30) as f64,
+        esc(&results.trainbench_version),
+        esc(&results.git_commit),
+    );
+    body.push_str("<h2>The answers</h2><dl>");
+    for (q, a) in answers(results) {
+        let _ = write!(body, "<dt>{}</dt><dd>{}</dd>", esc(&q), esc(&a));
+    }
+    body.push_str("</dl><p class=caveat>Caveats: one machine; the spark engine is trainbench's embedded Spark-MLlib-style engine (threads over partitions, no JVM), the tensor engine runs Burn's CPU (flex) backend; times include no data loading (prepared once for all runs); memory is the process's peak, the prepared data included.</p>");
+
+    body.push_str("<h2>Summary</h2><table><tr><th>engine</th><th>model</th><th>runs</th><th>fit s</th><th>s/epoch</th><th>rows/s</th><th>accuracy</th><th>precision</th><th>recall</th><th>F1</th><th>AUC</th><th>CPU s</th><th>peak MiB</th></tr>");
+    for g in &all {
+        let sweep = g.sweep.map_or(String::new(), |s| format!(" (×{} rows, {} workers)", s.fraction, s.workers));
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.0}</td></tr>",
+            esc(&g.engine),
+            esc(&g.model),
+            sweep,
+            g.ok,
+            if g.failed > 0 { format!(" ({} failed)", g.failed) } else { String::new() },
+            g.fit_seconds.show(2),
+            g.epoch_seconds.map_or("-".into(), |e| e.show(2)),
+            g.rows_per_second.mean,
+            g.accuracy.show(4),
+            g.precision.show(4),
+            g.recall.show(4),
+            g.f1.show(4),
+            g.auc.map_or("-".into(), |e| e.show(4)),
+            g.cpu_seconds.mean,
+            mib(g.peak_rss_bytes.mean),
+        );
+    }
+    body.push_str("</table>");
+    let failed: Vec<&RunRecord> = results.runs.iter().filter(|r| r.scores.is_none()).collect();
+    if !failed.is_empty() {
+        body.push_str("<h3>Failed runs</h3><ul>");
+        for r in failed {
+            let _ = write!(body, "<li>{}: {}</li>", esc(&r.id), esc(r.error.as_deref().unwrap_or("unknown")));
+        }
+        body.push_str("</ul>");
+    }
+
+    let series_of = |g: &Group| usize::from(g.engine == "tensor");
+    let bars = |f: &dyn Fn(&Group) -> Estimate| -> Vec<Bar> {
+        main.iter()
+            .filter(|g| g.ok > 0)
+            .map(|g| {
+                let e = f(g);
+                Bar {
+                    label: g.name(),
+                    value: e.mean,
+                    interval: (e.n > 1).then_some((e.low, e.high)),
+                    series: series_of(g),
+                }
+            })
+            .collect()
+    };
+    body.push_str("<h2>Accuracy and F1</h2><p>Test rows; bars show the mean over seeds and, with several seeds, the 95 % interval. Blue: spark, orange: tensor.</p>");
+    body.push_str(&bar_chart("chart-accuracy", "Test accuracy", "accuracy", &bars(&|g| g.accuracy), false));
+    body.push_str(&bar_chart("chart-f1", "Test macro F1", "F1", &bars(&|g| g.f1), false));
+    body.push_str("<h2>Training time</h2>");
+    body.push_str(&bar_chart("chart-fit-time", "Fit time", "seconds", &bars(&|g| g.fit_seconds), true));
+
+    // One run per (engine, model): the first seed's, for the curves.
+    let mut firsts: Vec<&RunRecord> = Vec::new();
+    for r in results.runs.iter().filter(|r| r.sweep.is_none() && r.scores.is_some()) {
+        if !firsts.iter().any(|f| f.engine == r.engine && f.model == r.model) {
+            firsts.push(r);
+        }
+    }
+    let name = |r: &RunRecord| format!("{} {}", r.engine, r.model);
+    let loss: Vec<Series> = firsts
+        .iter()
+        .map(|r| Series { name: name(r), points: r.log.iter().map(|e| (e.elapsed_seconds, e.loss)).collect() })
+        .collect();
+    body.push_str("<h2>Loss curves</h2><p>Training loss after each iteration (spark) or epoch (tensor), against wall time (log scale); for trees, the weighted impurity of the leaves after each level.</p>");
+    body.push_str(&line_chart("chart-loss", "Training loss", ("seconds", "loss"), &loss, (true, false), false));
+    let tta: Vec<Series> = firsts
+        .iter()
+        .map(|r| {
+            let mut pts: Vec<(f64, f64)> =
+                r.log.iter().filter_map(|e| e.extra.get("val_accuracy").map(|&a| (e.elapsed_seconds, a))).collect();
+            pts.push((r.fit_seconds, r.scores.as_ref().map_or(f64::NAN, |s| s.accuracy)));
+            Series { name: name(r), points: pts }
+        })
+        .collect();
+    body.push_str("<h2>Time to accuracy</h2><p>Accuracy reached against fit time: validation accuracy after each epoch where the model has one, and the final test accuracy.</p>");
+    body.push_str(&line_chart(
+        "chart-time-to-accuracy",
+        "Accuracy against time",
+        ("seconds", "accuracy"),
+        &tta,
+        (true, false),
+        false,
+    ));
+    let res = |f: fn(&ResourceSample) -> f64| -> Vec<Series> {
+        firsts
+            .iter()
+            .map(|r| Series { name: name(r), points: r.resources.iter().map(|s| (s.t_seconds, f(s))).collect() })
+            .collect()
+    };
+    body.push_str("<h2>CPU and memory during the fit</h2>");
+    body.push_str(&line_chart(
+        "chart-cpu",
+        "CPU use",
+        ("seconds", "% of one core"),
+        &res(|s| s.cpu_percent),
+        (false, false),
+        false,
+    ));
+    body.push_str(&line_chart(
+        "chart-rss",
+        "Resident memory",
+        ("seconds", "MiB"),
+        &res(|s| mib(s.rss_bytes as f64)),
+        (false, false),
+        false,
+    ));
+
+    if results.runs.iter().any(|r| r.sweep.is_some()) {
+        let sweeps: Vec<&Group> = all.iter().filter(|g| g.sweep.is_some() && g.ok > 0).collect();
+        let models = unique_models(&sweeps);
+        let rows_series: Vec<Series> = models
+            .iter()
+            .map(|(e, m)| {
+                let mine: Vec<&&Group> = sweeps.iter().filter(|g| &g.engine == e && &g.model == m).collect();
+                let max_w = mine.iter().filter_map(|g| g.sweep).map(|s| s.workers).max().unwrap_or(1);
+                let mut pts: Vec<(f64, f64)> = mine
+                    .iter()
+                    .filter(|g| g.sweep.is_some_and(|s| s.workers == max_w))
+                    .map(|g| (g.sweep.map_or(1.0, |s| s.fraction) * results.data.train_rows as f64, g.fit_seconds.mean))
+                    .collect();
+                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+                Series { name: format!("{e} {m}"), points: pts }
+            })
+            .collect();
+        let worker_series: Vec<Series> = models
+            .iter()
+            .map(|(e, m)| {
+                let mine: Vec<&&Group> = sweeps
+                    .iter()
+                    .filter(|g| &g.engine == e && &g.model == m && g.sweep.is_some_and(|s| s.fraction == 1.0))
+                    .collect();
+                let base = mine.iter().find(|g| g.sweep.is_some_and(|s| s.workers == 1)).map(|g| g.fit_seconds.mean);
+                let mut pts: Vec<(f64, f64)> = mine
+                    .iter()
+                    .filter_map(|g| base.map(|b| (g.sweep.map_or(1, |s| s.workers) as f64, b / g.fit_seconds.mean)))
+                    .collect();
+                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+                Series { name: format!("{e} {m}"), points: pts }
+            })
+            .collect();
+        body.push_str("<h2>Scaling</h2>");
+        body.push_str(&line_chart(
+            "chart-scale-rows",
+            "Fit time against training rows",
+            ("training rows", "seconds"),
+            &rows_series,
+            (true, true),
+            false,
+        ));
+        body.push_str(&line_chart(
+            "chart-scale-workers",
+            "Speedup against workers",
+            ("workers / replicas", "speedup over 1"),
+            &worker_series,
+            (false, false),
+            false,
+        ));
+    }
+
+    body.push_str("<h2>Confusion matrices</h2><div class=grid>");
+    for r in &firsts {
+        let Some(s) = &r.scores else { continue };
+        let _ =
+            write!(body, "<table class=confusion><caption>{}</caption><tr><th>true \\ predicted</th>", esc(&name(r)));
+        for c in &results.data.classes {
+            let _ = write!(body, "<th>{}</th>", esc(c));
+        }
+        body.push_str("</tr>");
+        for (c, row) in results.data.classes.iter().zip(&s.confusion) {
+            let _ = write!(body, "<tr><th>{}</th>", esc(c));
+            for v in row {
+                let _ = write!(body, "<td>{v}</td>");
+            }
+            body.push_str("</tr>");
+        }
+        body.push_str("</table>");
+    }
+    body.push_str("</div>");
+
+    format!(
+        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>trainbench report</title><style>{CSS}</style></head><body>{body}</body></html>\n"
+    )
+}
+
+const CSS: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}\
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}\
+th{background:#f4f4f4}td:first-child,td:nth-child(2){text-align:left}.meta,.caveat{color:#555}\
+dt{font-weight:bold;margin-top:.6em}svg.chart{display:block;margin:1em 0;background:#fff}\
+svg .title{font-size:15px;font-weight:bold}svg .tick,svg .legend,svg .value{font-size:11px}svg .label{font-size:12px}\
+.grid{display:flex;flex-wrap:wrap;gap:1em}table.confusion caption{font-weight:bold}";

@@ -1,0 +1,252 @@
+//! Inline SVG charts for the report: bars with intervals, and lines / points on linear or log
+//! axes. Hand-written (a few hundred bytes of markup each) so the report needs no script and no
+//! network, and opens anywhere.
+
+use std::fmt::Write;
+
+const W: f64 = 640.0;
+const H: f64 = 320.0;
+const LEFT: f64 = 64.0;
+const RIGHT: f64 = 16.0;
+const TOP: f64 = 32.0;
+const BOTTOM: f64 = 56.0;
+const PALETTE: [&str; 8] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+
+/// A colour per series index.
+pub fn color(i: usize) -> &'static str {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// Escapes text for XML/HTML.
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A short number for axis ticks.
+fn tick_label(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e5).contains(&a) {
+        format!("{v:.0e}")
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 1.0 {
+        format!("{v:.2}").trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        format!("{v:.3}").trim_end_matches('0').to_owned()
+    }
+}
+
+/// Axis bounds padded a little, never empty.
+fn bounds(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in values.filter(|v| v.is_finite() && (!log || *v > 0.0)) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        return if log { (1.0, 10.0) } else { (0.0, 1.0) };
+    }
+    if log {
+        let (l, h) = (lo.log10().floor(), hi.log10().ceil().max(lo.log10().floor() + 1.0));
+        (10f64.powf(l), 10f64.powf(h))
+    } else {
+        let span = (hi - lo).max(hi.abs() * 1e-3).max(1e-12);
+        let low = lo - 0.05 * span;
+        // Non-negative data (times, memory, CPU %) keeps a non-negative axis.
+        (if lo >= 0.0 { low.max(0.0) } else { low }, hi + 0.05 * span)
+    }
+}
+
+struct Axis {
+    lo: f64,
+    hi: f64,
+    log: bool,
+}
+
+impl Axis {
+    fn frac(&self, v: f64) -> f64 {
+        if self.log {
+            (v.max(self.lo).log10() - self.lo.log10()) / (self.hi.log10() - self.lo.log10())
+        } else {
+            (v - self.lo) / (self.hi - self.lo)
+        }
+    }
+
+    fn ticks(&self) -> Vec<f64> {
+        if self.log {
+            let (a, b) = (self.lo.log10().round() as i32, self.hi.log10().round() as i32);
+            (a..=b).map(|e| 10f64.powi(e)).collect()
+        } else {
+            (0..=4).map(|i| self.lo + (self.hi - self.lo) * i as f64 / 4.0).collect()
+        }
+    }
+}
+
+fn open(out: &mut String, id: &str, title: &str) {
+    let _ = write!(
+        out,
+        r#"<svg id="{id}" class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img"><title>{t}</title><text x="{x}" y="20" text-anchor="middle" class="title">{t}</text>"#,
+        t = esc(title),
+        x = W / 2.0
+    );
+}
+
+fn axes(out: &mut String, x_label: &str, y: &Axis, y_label: &str) {
+    let (x0, x1, y0, y1) = (LEFT, W - RIGHT, H - BOTTOM, TOP);
+    let _ = write!(
+        out,
+        r##"<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="#333"/><line x1="{x0}" y1="{y0}" x2="{x0}" y2="{y1}" stroke="#333"/>"##
+    );
+    for t in y.ticks() {
+        let py = y0 - y.frac(t) * (y0 - y1);
+        let _ = write!(
+            out,
+            r##"<line x1="{x0}" y1="{py:.1}" x2="{x1}" y2="{py:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end" class="tick">{}</text>"##,
+            x0 - 4.0,
+            py + 4.0,
+            tick_label(t)
+        );
+    }
+    let _ = write!(
+        out,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" class="label">{}</text><text transform="translate(14 {:.1}) rotate(-90)" text-anchor="middle" class="label">{}</text>"#,
+        (x0 + x1) / 2.0,
+        H - 8.0,
+        esc(x_label),
+        (y0 + y1) / 2.0,
+        esc(y_label)
+    );
+}
+
+/// One bar with an optional interval.
+pub struct Bar {
+    /// Label under the bar.
+    pub label: String,
+    /// Height.
+    pub value: f64,
+    /// 95 % interval, when there are several seeds.
+    pub interval: Option<(f64, f64)>,
+    /// Series index (colour).
+    pub series: usize,
+}
+
+/// Vertical bars, value written above each.
+pub fn bar_chart(id: &str, title: &str, y_label: &str, bars: &[Bar], zero_based: bool) -> String {
+    let mut out = String::new();
+    open(&mut out, id, title);
+    let values = bars.iter().flat_map(|b| [Some(b.value), b.interval.map(|i| i.0), b.interval.map(|i| i.1)]).flatten();
+    let (mut lo, hi) = bounds(values, false);
+    if zero_based {
+        lo = 0.0;
+    }
+    let y = Axis { lo, hi, log: false };
+    axes(&mut out, "", &y, y_label);
+    let (x0, x1, y0, y1) = (LEFT, W - RIGHT, H - BOTTOM, TOP);
+    let slot = (x1 - x0) / bars.len().max(1) as f64;
+    for (i, b) in bars.iter().enumerate() {
+        let cx = x0 + slot * (i as f64 + 0.5);
+        let top = y0 - y.frac(b.value).clamp(0.0, 1.0) * (y0 - y1);
+        let bw = (slot * 0.6).min(60.0);
+        let _ = write!(
+            out,
+            r#"<rect x="{:.1}" y="{top:.1}" width="{bw:.1}" height="{:.1}" fill="{}"><title>{}: {}</title></rect>"#,
+            cx - bw / 2.0,
+            (y0 - top).max(0.0),
+            color(b.series),
+            esc(&b.label),
+            tick_label(b.value)
+        );
+        if let Some((l, h)) = b.interval {
+            let (pl, ph) = (y0 - y.frac(l).clamp(0.0, 1.0) * (y0 - y1), y0 - y.frac(h).clamp(0.0, 1.0) * (y0 - y1));
+            let _ = write!(
+                out,
+                r##"<line x1="{cx:.1}" y1="{pl:.1}" x2="{cx:.1}" y2="{ph:.1}" stroke="#000"/><line x1="{:.1}" y1="{pl:.1}" x2="{:.1}" y2="{pl:.1}" stroke="#000"/><line x1="{:.1}" y1="{ph:.1}" x2="{:.1}" y2="{ph:.1}" stroke="#000"/>"##,
+                cx - 5.0,
+                cx + 5.0,
+                cx - 5.0,
+                cx + 5.0
+            );
+        }
+        let _ = write!(
+            out,
+            r#"<text x="{cx:.1}" y="{:.1}" text-anchor="middle" class="value">{}</text><text x="{cx:.1}" y="{:.1}" text-anchor="middle" class="tick">{}</text>"#,
+            top - 4.0,
+            tick_label(b.value),
+            y0 + 16.0,
+            esc(&b.label)
+        );
+    }
+    out.push_str("</svg>");
+    out
+}
+
+/// A named series of (x, y) points.
+pub struct Series {
+    /// Legend name.
+    pub name: String,
+    /// Points in x order.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Lines (or points only, for `markers_only`) with a legend; axes linear or log10.
+pub fn line_chart(
+    id: &str,
+    title: &str,
+    (x_label, y_label): (&str, &str),
+    series: &[Series],
+    (log_x, log_y): (bool, bool),
+    markers_only: bool,
+) -> String {
+    let mut out = String::new();
+    open(&mut out, id, title);
+    let (xl, xh) = bounds(series.iter().flat_map(|s| s.points.iter().map(|p| p.0)), log_x);
+    let (yl, yh) = bounds(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)), log_y);
+    let (x, y) = (Axis { lo: xl, hi: xh, log: log_x }, Axis { lo: yl, hi: yh, log: log_y });
+    axes(&mut out, x_label, &y, y_label);
+    let (x0, x1, y0, y1) = (LEFT, W - RIGHT, H - BOTTOM, TOP);
+    for t in x.ticks() {
+        let px = x0 + x.frac(t) * (x1 - x0);
+        let _ = write!(
+            out,
+            r#"<text x="{px:.1}" y="{:.1}" text-anchor="middle" class="tick">{}</text>"#,
+            y0 + 16.0,
+            tick_label(t)
+        );
+    }
+    for (i, s) in series.iter().enumerate() {
+        let pts: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .filter(|p| p.0.is_finite() && p.1.is_finite() && (!log_x || p.0 > 0.0) && (!log_y || p.1 > 0.0))
+            .map(|&(px, py)| (x0 + x.frac(px) * (x1 - x0), y0 - y.frac(py) * (y0 - y1)))
+            .collect();
+        if !markers_only && pts.len() > 1 {
+            let path: Vec<String> = pts.iter().map(|(a, b)| format!("{a:.1},{b:.1}")).collect();
+            let _ = write!(
+                out,
+                r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#,
+                color(i),
+                path.join(" ")
+            );
+        }
+        if markers_only || pts.len() <= 30 {
+            for (a, b) in &pts {
+                let _ = write!(out, r#"<circle cx="{a:.1}" cy="{b:.1}" r="3.5" fill="{}"/>"#, color(i));
+            }
+        }
+        let ly = TOP + 4.0 + 14.0 * i as f64;
+        let _ = write!(
+            out,
+            r#"<rect x="{:.1}" y="{ly:.1}" width="10" height="10" fill="{}"/><text x="{:.1}" y="{:.1}" class="legend">{}</text>"#,
+            x1 - 150.0,
+            color(i),
+            x1 - 136.0,
+            ly + 9.0,
+            esc(&s.name)
+        );
+    }
+    out.push_str("</svg>");
+    out
+}

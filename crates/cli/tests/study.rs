@@ -1,0 +1,311 @@
+//! End-to-end tests of the tensor engine from the command line (train, predict, resume after a
+//! kill) and of `compare` / `scale` and their report folder.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn trainbench(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trainbench")).args(args).current_dir(dir).output().expect("binary runs")
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "failed: {}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {text}"))
+}
+
+fn generate(dir: &Path, rows: &str) {
+    json(&trainbench(&["gen", "higgs-like", "--rows", rows, "--seed", "5", "--out", "h.csv", "--json"], dir));
+}
+
+#[test]
+fn tensor_train_save_predict_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generate(d, "4000");
+    let t = json(&trainbench(
+        &[
+            "train",
+            "--engine",
+            "tensor",
+            "--model",
+            "mlp",
+            "--data",
+            "h.csv",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "64",
+            "--save",
+            "m.json",
+            "--json",
+        ],
+        d,
+    ));
+    for key in ["accuracy", "precision_macro", "recall_macro", "f1_macro", "fit_seconds", "peak_rss_bytes"] {
+        assert!(t[key].as_f64().is_some(), "no {key} in {t}");
+    }
+    assert_eq!(t["epoch_seconds"].as_array().unwrap().len(), 3);
+    assert!(t["accuracy"].as_f64().unwrap() > 0.6, "{t}");
+    let p = json(&trainbench(&["predict", "--model", "m.json", "--data", "h.csv", "--out", "p.csv", "--json"], d));
+    assert_eq!(p["rows"], 4000);
+    let first = std::fs::read_to_string(d.join("p.csv")).unwrap();
+    assert!(first.lines().next().unwrap().contains("prediction"), "{first}");
+}
+
+/// Kills a training process after its first checkpoint, resumes it, and checks the final model
+/// predicts exactly as an uninterrupted run's.
+#[test]
+fn resume_after_kill_gives_the_uninterrupted_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generate(d, "20000");
+    let common = [
+        "train",
+        "--engine",
+        "tensor",
+        "--model",
+        "mlp",
+        "--data",
+        "h.csv",
+        "--epochs",
+        "4",
+        "--hidden",
+        "64,64",
+        "--batch-size",
+        "32",
+        "--dropout",
+        "0.1",
+    ];
+    fn with<'a>(common: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+        [common, extra].concat()
+    }
+    json(&trainbench(&with(&common, &["--save", "full.json", "--json"]), d));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trainbench"))
+        .args(with(&common, &["--checkpoint-dir", "ck", "--save", "resumed.json", "--json"]))
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let checkpoint = d.join("ck/checkpoint.json");
+    let started = Instant::now();
+    while !checkpoint.exists() {
+        assert!(started.elapsed() < Duration::from_secs(300), "no checkpoint appeared");
+        assert!(child.try_wait().unwrap().is_none(), "training ended before its first checkpoint");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let ck: serde_json::Value = serde_json::from_slice(&std::fs::read(&checkpoint).unwrap()).unwrap();
+    let done = ck["epoch"].as_u64().unwrap();
+    assert!(done < 4, "killed too late to test anything (epoch {done})");
+    assert!(!d.join("resumed.json").exists());
+
+    json(&trainbench(&with(&common, &["--checkpoint-dir", "ck", "--resume", "--save", "resumed.json", "--json"]), d));
+    for name in ["full", "resumed"] {
+        json(&trainbench(
+            &[
+                "predict",
+                "--model",
+                &format!("{name}.json"),
+                "--data",
+                "h.csv",
+                "--out",
+                &format!("{name}.csv"),
+                "--json",
+            ],
+            d,
+        ));
+    }
+    let (a, b) =
+        (std::fs::read_to_string(d.join("full.csv")).unwrap(), std::fs::read_to_string(d.join("resumed.csv")).unwrap());
+    assert!(a == b, "the resumed model predicts differently from the uninterrupted one");
+}
+
+#[test]
+fn compare_writes_a_complete_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = trainbench(
+        &[
+            "compare",
+            "--rows",
+            "3000",
+            "--out",
+            "rep",
+            "--seeds",
+            "2",
+            "--runs",
+            "spark:lr,spark:tree,spark:mlp,tensor:mlp,tensor:cnn,tensor:lstm",
+            "--param",
+            "tensor.epochs=2",
+            "--param",
+            "spark.mlp.max_iter=20",
+            "--param",
+            "lstm.units=8",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for q in ["Which trains faster?", "Which is more accurate?", "Which uses fewer resources?", "Which scales better?"]
+    {
+        assert!(out.contains(q), "{out}");
+    }
+    let rep = d.join("rep");
+    for f in ["results.json", "metrics.csv", "report.html"] {
+        assert!(rep.join(f).exists(), "no {f}");
+    }
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(rep.join("results.json")).unwrap()).unwrap();
+    let runs = results["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 12);
+    assert!(runs.iter().all(|r| r["status"] == "ok"), "a run failed: {results}");
+    assert_eq!(results["data"]["generated"], true);
+    assert_eq!(
+        results["data"]["train_rows"].as_u64().unwrap()
+            + results["data"]["valid_rows"].as_u64().unwrap()
+            + results["data"]["test_rows"].as_u64().unwrap(),
+        3000
+    );
+    // Numbers agree across files: metrics.csv has every run's accuracy as in results.json, and
+    // each confusion matrix sums to the test rows and matches the accuracy.
+    let csv = std::fs::read_to_string(rep.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 13);
+    let test_rows = results["data"]["test_rows"].as_u64().unwrap();
+    for r in runs {
+        let s = &r["scores"];
+        let line = csv.lines().find(|l| l.starts_with(&format!("{},", r["id"].as_str().unwrap()))).unwrap();
+        assert!(line.contains(&s["accuracy"].as_f64().unwrap().to_string()), "{line}");
+        let m = s["confusion"].as_array().unwrap();
+        let total: u64 = m.iter().flat_map(|row| row.as_array().unwrap()).map(|v| v.as_u64().unwrap()).sum();
+        let diag: u64 = (0..m.len()).map(|i| m[i][i].as_u64().unwrap()).sum();
+        assert_eq!(total, test_rows);
+        assert!((diag as f64 / total as f64 - s["accuracy"].as_f64().unwrap()).abs() < 1e-12);
+        assert!(r["peak_rss_bytes"].as_u64().unwrap() > 0 && !r["resources"].as_array().unwrap().is_empty());
+        if r["engine"] == "tensor" {
+            assert_eq!(r["epoch_seconds"].as_array().unwrap().len(), 2);
+            let tb = rep.join("tensorboard").join(r["id"].as_str().unwrap().replace('/', "_")).join("train");
+            assert!(
+                std::fs::read_dir(&tb).map(|mut e| e.next().is_some()).unwrap_or(false),
+                "no TensorBoard file in {}",
+                tb.display()
+            );
+        }
+    }
+    // The seeds differ, so the two runs of a tensor model differ.
+    assert_ne!(runs[6]["log"][0]["loss"], runs[7]["log"][0]["loss"]);
+
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/results.schema.json");
+    let check = Command::new("python3")
+        .args(["-c", "import json,sys,jsonschema; jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))); print('valid')"])
+        .arg(rep.join("results.json"))
+        .arg(schema)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        check.status.success(),
+        "results.json does not validate (is the `jsonschema` package installed? .ci/run installs it): {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let html = std::fs::read_to_string(rep.join("report.html")).unwrap();
+    for id in [
+        "chart-accuracy",
+        "chart-f1",
+        "chart-fit-time",
+        "chart-loss",
+        "chart-time-to-accuracy",
+        "chart-cpu",
+        "chart-rss",
+    ] {
+        assert!(html.contains(&format!("id=\"{id}\"")), "no {id} in the report");
+    }
+    assert!(html.contains("<table class=confusion>") && html.contains("Which is more accurate?"));
+    assert!(
+        !html.contains("http://")
+            || html.matches("http://").all(|_| html.contains("xmlns=\"http://www.w3.org/2000/svg\""))
+    );
+    open_in_chromium(&rep);
+}
+
+/// Opens the report in headless Chromium: it must load without console errors, and a
+/// screenshot is taken.
+fn open_in_chromium(rep: &Path) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/open_report.py");
+    let o = Command::new("python3")
+        .arg(script)
+        .arg(rep.join("report.html"))
+        .arg(rep.join("report.png"))
+        .output()
+        .expect("python3 runs");
+    assert!(
+        o.status.success(),
+        "headless Chromium check failed (.ci/run installs Debian's chromium): {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let png = std::fs::read(rep.join("report.png")).expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "screenshot too small: {} bytes", png.len());
+}
+
+#[test]
+fn scale_sweeps_rows_and_workers_and_a_failed_run_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generate(d, "3000");
+    let o = trainbench(
+        &[
+            "scale",
+            "--data",
+            "h.csv",
+            "--out",
+            "rep",
+            "--runs",
+            "spark:lr,tensor:cnn",
+            "--fractions",
+            "0.25,0.5,1,2",
+            "--workers-list",
+            "1,2",
+            "--param",
+            "tensor.epochs=1",
+            "--param",
+            "cnn.filters=8,8,8,8,8",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("rep/results.json")).unwrap()).unwrap();
+    let runs = results["runs"].as_array().unwrap();
+    let lr: Vec<&serde_json::Value> = runs.iter().filter(|r| r["engine"] == "spark").collect();
+    assert_eq!(lr.len(), 5, "4 fractions at 2 workers + 1 worker on all rows");
+    let rows: Vec<u64> = lr.iter().map(|r| r["train_rows"].as_u64().unwrap()).collect();
+    assert_eq!(rows[3], 2 * rows[2]);
+    assert!(rows[0] < rows[1] && rows[1] < rows[2]);
+    // Five convolutions do not fit 28 features: every cnn run fails, is recorded, and the study goes on.
+    let cnn: Vec<&serde_json::Value> = runs.iter().filter(|r| r["engine"] == "tensor").collect();
+    assert!(cnn.iter().all(|r| r["status"] == "failed" && r["error"].as_str().unwrap().contains("too few")), "{cnn:?}");
+    let html = std::fs::read_to_string(d.join("rep/report.html")).unwrap();
+    assert!(html.contains("id=\"chart-scale-rows\"") && html.contains("id=\"chart-scale-workers\""));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("spark lr: time ∝ rows^"));
+}
+
+#[test]
+fn study_input_errors_are_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (args, needle) in [
+        (&["compare", "--rows", "500", "--runs", "spark:svm"][..], "unknown model 'svm'"),
+        (&["compare", "--rows", "500", "--param", "epochs"][..], "is not KEY=VALUE"),
+        (&["compare", "--rows", "500", "--seeds", "0"][..], "--seeds must be at least 1"),
+        (&["scale", "--rows", "500", "--fractions", "0"][..], "--fractions must be positive"),
+    ] {
+        let o = trainbench(args, d);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.starts_with("error: ") && err.contains(needle), "{args:?}: {err}");
+    }
+}
