@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# trainbench's tensor engine side by side with Keras 3 on TensorFlow-CPU on the same generated
+# HIGGS-like file (batch 1024, Adam 1e-3, 80/20 split): runs the two alternately (A B A B ...)
+# and prints, per model, the median seconds per epoch, the ratio, accuracy of both and peak
+# memory.
+#
+# Usage: bench/tensor.sh [--rows 1000000] [--pairs 3] [--epochs 3] [--models "mlp cnn lstm"]
+# Needs bench/peers/setup.sh run once (TensorFlow in bench/.venv). Not run in CI: too slow.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rows=1000000; pairs=3; epochs=3; models="mlp cnn lstm"
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --rows) rows="$2"; shift 2 ;;
+    --pairs) pairs="$2"; shift 2 ;;
+    --epochs) epochs="$2"; shift 2 ;;
+    --models) models="$2"; shift 2 ;;
+    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+py=bench/.venv/bin/python
+[[ -x $py ]] || { echo "run bench/peers/setup.sh first" >&2; exit 2; }
+
+cargo build --release -q -p trainbench
+bin=target/release/trainbench
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+data="$work/higgs.csv"
+"$bin" gen higgs-like --rows "$rows" --seed 1 --out "$data" >/dev/null
+echo "# $(date -u +%F) $(git rev-parse --short HEAD); $rows rows, $epochs epochs, batch 1024; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+
+for model in $models; do
+  extra=(--hidden 128,128)
+  [[ $model == mlp ]] || extra=()
+  for ((i = 1; i <= pairs; i++)); do
+    "$bin" train --engine tensor --model "$model" --data "$data" --epochs "$epochs" --batch-size 1024 "${extra[@]}" \
+      --quarantine "$work/q.csv" --json >>"$work/tb-$model.jsonl"
+    "$py" bench/peers/keras_tf.py --data "$data" --model "$model" --epochs "$epochs" --batch-size 1024 \
+      2>>"$work/keras.log" | tail -1 >>"$work/keras-$model.jsonl"
+  done
+  "$py" - "$model" "$work/tb-$model.jsonl" "$work/keras-$model.jsonl" <<'PY'
+import json, statistics, sys
+model, tb_file, k_file = sys.argv[1:]
+tb = [json.loads(l) for l in open(tb_file)]
+ks = [json.loads(l) for l in open(k_file)]
+med = lambda rs, f: statistics.median(f(r) for r in rs)
+epoch = lambda r: statistics.median(r["epoch_seconds"])
+tb_e, k_e = med(tb, epoch), med(ks, epoch)
+print(f"{model:5s} s/epoch: trainbench {tb_e:7.2f}, Keras {k_e:7.2f}, ratio {k_e / tb_e:5.2f}x | "
+      f"CPU s/fit: {med(tb, lambda r: r['fit_cpu_seconds']):.1f} vs {med(ks, lambda r: r['fit_cpu_seconds']):.1f} | "
+      f"accuracy: {med(tb, lambda r: r['accuracy']):.4f} vs {med(ks, lambda r: r['accuracy']):.4f} | "
+      f"peak RSS: {med(tb, lambda r: r['peak_rss_bytes']) / 2**20:6.0f} MiB vs {med(ks, lambda r: r['peak_rss_bytes']) / 2**20:6.0f} MiB "
+      f"({med(tb, lambda r: r['peak_rss_bytes']) / med(ks, lambda r: r['peak_rss_bytes']):.2f}) | {ks[0]['system']}")
+PY
+done
