@@ -149,12 +149,13 @@ fn gate_weights(gate: &GateController) -> (Tensor<2>, Tensor<2>, Tensor<1>) {
     (wx, wh, b)
 }
 
-/// The input's contribution to every gate at every step, `[rows, steps, gates × units]`, in one
-/// operation (the input is one value per step, so it is a broadcast product).
-fn input_projection(x: &Tensor<2>, wx: Tensor<2>, b: Tensor<1>) -> Tensor<3> {
-    let [rows, d] = x.dims();
-    let width = wx.dims()[1];
-    x.clone().reshape([rows, d, 1]) * wx.reshape([1, 1, width]) + b.reshape([1, 1, width])
+/// The input's contribution to every gate at step `t`: one value per row times the gates'
+/// input weights, plus the biases. Computed per step from the input (which needs no gradient)
+/// rather than sliced out of an all-steps projection, whose slices' backward would each
+/// allocate and fill a tensor the size of all steps.
+fn input_step(x: &Tensor<2>, t: usize, wx: &Tensor<2>, b: &Tensor<2>) -> Tensor<2> {
+    let rows = x.dims()[0];
+    x.clone().slice([0..rows, t..t + 1]) * wx.clone() + b.clone()
 }
 
 /// The last hidden state of an LSTM over the `rows × steps` input, as Keras's LSTM:
@@ -169,12 +170,11 @@ fn lstm_last_state(lstm: &Lstm, x: &Tensor<2>, units: usize) -> Tensor<2> {
         [&lstm.input_gate, forget, &lstm.output_gate, &lstm.cell_gate].into_iter().map(gate_weights).collect();
     let wx = Tensor::cat(parts.iter().map(|p| p.0.clone()).collect(), 1);
     let wh = Tensor::cat(parts.iter().map(|p| p.1.clone()).collect(), 1);
-    let b = Tensor::cat(parts.iter().map(|p| p.2.clone()).collect(), 0);
-    let xp = input_projection(x, wx, b);
+    let b = Tensor::cat(parts.iter().map(|p| p.2.clone()).collect(), 0).reshape([1, 4 * units]);
     let zeros = Tensor::<2>::zeros([rows, units], (&x.device(), x.dtype()));
     let (mut h, mut c) = (zeros.clone(), zeros);
     for t in 0..d {
-        let z = xp.clone().slice([0..rows, t..t + 1, 0..4 * units]).reshape([rows, 4 * units]) + h.matmul(wh.clone());
+        let z = input_step(x, t, &wx, &b) + h.matmul(wh.clone());
         let sig = activation::sigmoid(z.clone().slice([0..rows, 0..3 * units]));
         let g = activation::tanh(z.slice([0..rows, 3 * units..4 * units]));
         let i = sig.clone().slice([0..rows, 0..units]);
@@ -196,13 +196,12 @@ fn gru_last_state(gru: &Gru, x: &Tensor<2>, units: usize) -> Tensor<2> {
         None => Tensor::zeros([units], (&x.device(), x.dtype())),
     };
     let wx = Tensor::cat(gates.iter().map(|g| g.input_transform.weight.val()).collect(), 1);
-    let bx = Tensor::cat(gates.iter().map(|g| bias(&g.input_transform)).collect(), 0);
+    let bx = Tensor::cat(gates.iter().map(|g| bias(&g.input_transform)).collect(), 0).reshape([1, 3 * units]);
     let wh = Tensor::cat(gates.iter().map(|g| g.hidden_transform.weight.val()).collect(), 1);
     let bh = Tensor::cat(gates.iter().map(|g| bias(&g.hidden_transform)).collect(), 0).reshape([1, 3 * units]);
-    let xp = input_projection(x, wx, bx);
     let mut h = Tensor::<2>::zeros([rows, units], (&x.device(), x.dtype()));
     for t in 0..d {
-        let xt = xp.clone().slice([0..rows, t..t + 1, 0..3 * units]).reshape([rows, 3 * units]);
+        let xt = input_step(x, t, &wx, &bx);
         let ht = h.clone().matmul(wh.clone()) + bh.clone();
         let zr =
             activation::sigmoid(xt.clone().slice([0..rows, 0..2 * units]) + ht.clone().slice([0..rows, 0..2 * units]));
