@@ -35,6 +35,8 @@ enum Command {
     Compare(Box<cmd::compare::CompareArgs>),
     /// Sweep data size and workers for each model and report time, speedup and efficiency.
     Scale(Box<cmd::compare::ScaleArgs>),
+    /// Grid or random search over one model's parameters, on validation rows or k-fold.
+    Tune(Box<cmd::tune::TuneArgs>),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Command::Predict(a) => cmd::predict::run(a),
         Command::Compare(a) => cmd::compare::run_compare(*a),
         Command::Scale(a) => cmd::compare::run_scale(*a),
+        Command::Tune(a) => cmd::tune::run(*a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -309,3 +309,77 @@ fn study_input_errors_are_one_line() {
         assert!(err.starts_with("error: ") && err.contains(needle), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn tune_searches_a_grid_on_validation_rows_or_folds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generate(d, "4000");
+    let t = json(&trainbench(
+        &[
+            "tune",
+            "--model",
+            "tree",
+            "--data",
+            "h.csv",
+            "--grid",
+            "max_depth=1,6",
+            "--grid",
+            "impurity=gini,entropy",
+            "--json",
+        ],
+        d,
+    ));
+    let trials = t["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 4);
+    let score = |i: usize| trials[i]["score"].as_f64().unwrap();
+    // The HIGGS-like rule is nonlinear: a stump loses to depth 6, and the best is a depth-6 trial.
+    assert!(score(2) > score(0) + 0.02, "{t}");
+    assert_eq!(t["best"]["params"]["max_depth"], "6");
+    let best = t["best"]["score"].as_f64().unwrap();
+    assert!(trials.iter().all(|tr| tr["score"].as_f64().unwrap() <= best));
+
+    let k = json(&trainbench(
+        &[
+            "tune",
+            "--engine",
+            "tensor",
+            "--model",
+            "mlp",
+            "--data",
+            "h.csv",
+            "--grid",
+            "hidden=8|16,16",
+            "--grid",
+            "learning_rate=0.001,0.01,0.003",
+            "--random",
+            "2",
+            "--folds",
+            "3",
+            "--param",
+            "epochs=1",
+            "--metric",
+            "log_loss",
+            "--json",
+        ],
+        d,
+    ));
+    let trials = k["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 2);
+    for tr in trials {
+        let folds: Vec<f64> = tr["fold_scores"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert_eq!(folds.len(), 3);
+        assert!((folds.iter().sum::<f64>() / 3.0 - tr["score"].as_f64().unwrap()).abs() < 1e-12);
+    }
+    // log-loss: lower is better.
+    let best = k["best"]["score"].as_f64().unwrap();
+    assert!(trials.iter().all(|tr| tr["score"].as_f64().unwrap() >= best));
+
+    let o =
+        trainbench(&["tune", "--model", "tree", "--data", "h.csv", "--grid", "max_depth=2", "--metric", "speed"], d);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--metric 'speed' is not one of"));
+    let o = trainbench(&["tune", "--model", "tree", "--data", "h.csv", "--grid", "max_dept=2"], d);
+    assert_eq!(o.status.code(), Some(2), "every trial fails on an unknown parameter");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no such parameter"), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -18,6 +18,7 @@ use crate::args::LoadArgs;
 use crate::cmd::prepare::PrepArgs;
 use crate::cmd::runner;
 use crate::cmd::train::{EngineArg, RunArgs, engine};
+use crate::cmd::tune::take_rows;
 use crate::output;
 use crate::report::{self, DataInfo, Machine, Results, RunRecord, Scores, SweepPoint};
 
@@ -185,19 +186,7 @@ fn subsample(data: &Prepared, fraction: f64, seed: u64) -> Prepared {
     } else {
         (0..want).map(|_| *all.choose(&mut rng).unwrap_or(&0)).collect()
     };
-    let d = data.n_features;
-    let mut features = Vec::with_capacity(rows.len() * d);
-    for &r in &rows {
-        features.extend_from_slice(&data.features[r * d..(r + 1) * d]);
-    }
-    Prepared {
-        features,
-        n_features: d,
-        labels: rows.iter().map(|&r| data.labels[r]).collect(),
-        feature_names: data.feature_names.clone(),
-        class_names: data.class_names.clone(),
-        categorical_features: data.categorical_features.clone(),
-    }
+    take_rows(data, &rows)
 }
 
 pub fn run_compare(args: CompareArgs) -> Result<()> {

@@ -7,3 +7,4 @@ pub mod predict;
 pub mod prepare;
 pub mod runner;
 pub mod train;
+pub mod tune;

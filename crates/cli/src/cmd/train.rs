@@ -74,7 +74,8 @@ pub enum ModelArg {
 }
 
 impl ModelArg {
-    fn kind(self) -> ModelKind {
+    /// The model kind.
+    pub fn kind(self) -> ModelKind {
         match self {
             ModelArg::Lr => ModelKind::Lr,
             ModelArg::Tree => ModelKind::Tree,
