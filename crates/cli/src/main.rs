@@ -37,6 +37,8 @@ enum Command {
     Scale(Box<cmd::compare::ScaleArgs>),
     /// Grid or random search over one model's parameters, on validation rows or k-fold.
     Tune(Box<cmd::tune::TuneArgs>),
+    /// Run a declared study (STUDY.toml: data, preprocessing, runs, parameters, seeds, sweep).
+    Run(cmd::study::RunStudyArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Compare(a) => cmd::compare::run_compare(*a),
         Command::Scale(a) => cmd::compare::run_scale(*a),
         Command::Tune(a) => cmd::tune::run(*a),
+        Command::Run(a) => cmd::study::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -383,3 +383,68 @@ fn tune_searches_a_grid_on_validation_rows_or_folds() {
     assert_eq!(o.status.code(), Some(2), "every trial fails on an unknown parameter");
     assert!(String::from_utf8_lossy(&o.stderr).contains("no such parameter"), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn run_a_study_file_and_its_errors_name_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("s.toml"),
+        "out = \"rep\"\nseeds = 2\n[data]\nrows = 2000\n[prepare]\nvalid_fraction = 0.2\n\
+         [[run]]\nengine = \"spark\"\nmodel = \"tree\"\nparams = { max_depth = 3 }\n\
+         [[run]]\nengine = \"tensor\"\nmodel = \"mlp\"\nparams = { hidden = [8, 8], epochs = 1 }\n",
+    )
+    .unwrap();
+    let r = json(&trainbench(&["run", "s.toml", "--json"], d));
+    let runs = r["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    assert_eq!(runs[0]["params"]["max_depth"], "3");
+    assert_eq!(runs[2]["params"]["hidden"], "8,8");
+    assert_eq!(r["data"]["valid_rows"], 400);
+    assert!(d.join("rep/report.html").exists());
+
+    for (text, needles) in [
+        (
+            "out = \"r\"\n[[run]]\nengine = \"spark\"\nmodel = \"lr\"\nparamz = { max_iter = 5 }\n",
+            &["line 5", "unknown field `paramz`"][..],
+        ),
+        ("out = \"r\"\nseeds = \"two\"\n", &["line 2", "invalid type: string \"two\""][..]),
+        ("out = \"r\"\n[data]\nrows = 100\n", &["no [[run]]"][..]),
+        (
+            "[[run]]\nengine = \"spark\"\nmodel = \"lr\"\n[[run]]\nengine = \"spark\"\nmodel = \"lr\"\n",
+            &["appears twice"][..],
+        ),
+    ] {
+        std::fs::write(d.join("bad.toml"), text).unwrap();
+        let o = trainbench(&["run", "bad.toml"], d);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        for n in needles {
+            assert!(err.contains(n), "{err:?} lacks {n:?}");
+        }
+    }
+}
+
+#[test]
+fn the_example_studies_parse() {
+    // Each example must be a valid study: run it up to argument parsing by pointing its data at
+    // a missing file, which fails after the study is read and turned into a command line.
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["higgs-compare.toml", "mixed-scale.toml"] {
+        let text = std::fs::read_to_string(Path::new(examples).join(name)).unwrap();
+        let text = text.replace("rows = 100000", "rows = 0").replace("path = \"mixed.csv\"", "path = \"absent.csv\"");
+        std::fs::write(dir.path().join(name), text).unwrap();
+        let o = trainbench(&["run", name], dir.path());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("unknown field") && !err.contains("invalid type"), "{name}: {err}");
+        assert!(
+            err.contains("absent.csv")
+                || err.contains("rows")
+                || err.contains("no training rows")
+                || err.contains("empty"),
+            "{name}: {err}"
+        );
+    }
+}

@@ -6,5 +6,6 @@ pub mod inspect;
 pub mod predict;
 pub mod prepare;
 pub mod runner;
+pub mod study;
 pub mod train;
 pub mod tune;
