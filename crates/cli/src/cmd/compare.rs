@@ -279,8 +279,23 @@ fn run_study(command: &str, study: &StudyArgs, plan: &dyn Fn(&PreparedData) -> R
     }
     let bars = MultiProgress::new();
     let overall = if quiet { ProgressBar::hidden() } else { bars.add(output::bar(total as u64, "runs", false)) };
-    let header =
-        ["engine", "model", "seed", "workers", "rows", "fit s", "s/epoch", "accuracy", "F1", "AUC", "CPU s", "peak"];
+    let header = [
+        "engine",
+        "model",
+        "seed",
+        "workers",
+        "rows",
+        "fit s",
+        "s/epoch",
+        "rows/s",
+        "accuracy",
+        "precision",
+        "recall",
+        "F1",
+        "AUC",
+        "CPU s",
+        "peak",
+    ];
     if !quiet {
         bars.suspend(|| println!("{}", format_row(&header.map(String::from))));
     }
@@ -448,7 +463,7 @@ fn one_run(
     record
 }
 
-fn table_row(r: &RunRecord) -> [String; 12] {
+fn table_row(r: &RunRecord) -> [String; 15] {
     let s = r.scores.as_ref();
     let f = |v: Option<f64>, d: usize| v.map_or("-".to_owned(), |v| format!("{v:.d$}"));
     let epoch =
@@ -467,6 +482,9 @@ fn table_row(r: &RunRecord) -> [String; 12] {
             String::new(),
             String::new(),
             String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
         ],
         Some(s) => [
             r.engine.clone(),
@@ -476,7 +494,10 @@ fn table_row(r: &RunRecord) -> [String; 12] {
             r.train_rows.to_string(),
             format!("{:.2}", r.fit_seconds),
             f(epoch, 2),
+            format!("{:.0}", r.rows_per_second),
             format!("{:.4}", s.accuracy),
+            format!("{:.4}", s.precision_macro),
+            format!("{:.4}", s.recall_macro),
             format!("{:.4}", s.f1_macro),
             f(s.roc_auc, 4),
             format!("{:.1}", r.cpu_seconds),
@@ -486,8 +507,8 @@ fn table_row(r: &RunRecord) -> [String; 12] {
 }
 
 /// Fixed-width columns so rows printed one at a time line up.
-fn format_row(cells: &[String; 12]) -> String {
-    const WIDTHS: [usize; 12] = [7, 6, 5, 8, 8, 8, 8, 9, 7, 7, 7, 10];
+fn format_row(cells: &[String; 15]) -> String {
+    const WIDTHS: [usize; 15] = [7, 6, 5, 8, 8, 8, 8, 9, 9, 10, 7, 7, 7, 7, 10];
     cells.iter().zip(WIDTHS).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join(" ").trim_end().to_owned()
 }
 
