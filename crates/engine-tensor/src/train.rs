@@ -182,7 +182,10 @@ impl ModuleMapper for CastWeights {
 /// Gives a replica its own leaf tensors for the weights (same ids, same values, no copy of the
 /// data), so the replicas' autodiff graphs share no node. Burn's autodiff merges graphs that
 /// share nodes under a lock that a concurrent backward pass takes in the other order: replicas
-/// sharing the weights' leaves deadlock.
+/// sharing the weights' leaves deadlock. A single replica takes fresh leaves too: computing on
+/// the optimizer's output tensors directly gave LSTM / GRU results that differed from the
+/// replicas' (which match each other and the summed-gradient arithmetic), so every step now
+/// starts from clean leaves whatever the replica count.
 struct OwnLeaves;
 
 impl ModuleMapper for OwnLeaves {
@@ -583,7 +586,8 @@ fn run_step(
     };
     if replicas == 1 {
         let mut masks = DropoutMasks::new(seed, epoch, batch.step, 0);
-        return Ok(vec![replica_step(net, &input(0), device, &mut masks)?]);
+        let replica = net.clone().map(&mut OwnLeaves);
+        return Ok(vec![replica_step(&replica, &input(0), device, &mut masks)?]);
     }
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..replicas)

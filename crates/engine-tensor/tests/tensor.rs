@@ -217,15 +217,20 @@ fn gradients_match_finite_differences_in_f64() {
 #[test]
 fn replicas_give_the_single_replica_result() {
     let train = learnable(512, 6, 5);
-    let s = spec(ModelKind::Mlp, &[("epochs", "2"), ("batch_size", "64"), ("hidden", "16")]);
     let engine = TensorEngine::default();
-    let fit = |workers| {
-        let ctx = RunContext { workers, partitions: 0, seed: 9 };
-        engine.fit(&s, &train, &empty_like(&train), &ctx).unwrap().0.predict_proba(&train.features).unwrap()
-    };
-    let (one, two, four) = (fit(1), fit(2), fit(4));
-    for (a, (b, c)) in one.iter().zip(two.iter().zip(&four)) {
-        assert!((a - b).abs() < 1e-4 && (a - c).abs() < 1e-4, "{a} vs {b} vs {c}");
+    for s in [
+        spec(ModelKind::Mlp, &[("epochs", "2"), ("batch_size", "64"), ("hidden", "16")]),
+        spec(ModelKind::Lstm, &[("epochs", "1"), ("batch_size", "64"), ("units", "8")]),
+        spec(ModelKind::Gru, &[("epochs", "1"), ("batch_size", "64"), ("units", "8")]),
+    ] {
+        let fit = |workers| {
+            let ctx = RunContext { workers, partitions: 0, seed: 9 };
+            engine.fit(&s, &train, &empty_like(&train), &ctx).unwrap().0.predict_proba(&train.features).unwrap()
+        };
+        let (one, two, four) = (fit(1), fit(2), fit(4));
+        for (a, (b, c)) in one.iter().zip(two.iter().zip(&four)) {
+            assert!((a - b).abs() < 1e-4 && (a - c).abs() < 1e-4, "{}: {a} vs {b} vs {c}", s.kind.name());
+        }
     }
 }
 

@@ -303,7 +303,7 @@ fn run_study(command: &str, study: &StudyArgs, plan: &dyn Fn(&PreparedData) -> R
     for p in &planned {
         for k in 0..study.seeds {
             let seed = study.prep.seed + k as u64;
-            let mut ctx = study.run.context(p.engine, seed);
+            let mut ctx = study.run.context(seed);
             let train = match p.sweep {
                 Some(s) => {
                     ctx.workers = s.workers;

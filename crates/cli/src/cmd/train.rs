@@ -91,8 +91,8 @@ impl ModelArg {
 /// Parallelism and engine run options.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Worker threads (spark) or replicas (tensor) (default: all cores for spark, 1 replica for
-    /// tensor).
+    /// Worker threads (spark) or replicas (tensor) (default: all cores). Replicas split every
+    /// batch and sum their gradients, so the result does not depend on their number.
     #[arg(long, alias = "replicas")]
     pub workers: Option<usize>,
     /// Partitions of the training rows (default: 2 per worker). Fix it to compare worker counts
@@ -119,14 +119,9 @@ pub struct RunArgs {
 
 impl RunArgs {
     /// The run context for `engine`.
-    pub fn context(&self, engine: EngineArg, seed: u64) -> RunContext {
+    pub fn context(&self, seed: u64) -> RunContext {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let default_workers = if engine == EngineArg::Tensor { 1 } else { cores };
-        RunContext {
-            workers: self.workers.unwrap_or(default_workers).max(1),
-            partitions: self.partitions.unwrap_or(0),
-            seed,
-        }
+        RunContext { workers: self.workers.unwrap_or(cores).max(1), partitions: self.partitions.unwrap_or(0), seed }
     }
 
     /// The tensor engine's options.
@@ -310,7 +305,7 @@ pub fn engine(which: EngineArg, run: &RunArgs) -> Result<Box<dyn Engine>> {
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let options = args.prep.to_options(&args.load)?;
-    let ctx = args.run.context(args.engine, args.prep.seed);
+    let ctx = args.run.context(args.prep.seed);
     let spec = ModelSpec { kind: args.model.kind(), params: args.params.to_map() };
     let engine = engine(args.engine, &args.run)?;
 

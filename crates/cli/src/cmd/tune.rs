@@ -152,7 +152,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
         None => vec![(data.train.clone(), data.valid.clone())],
     };
     let eng = engine(args.engine, &args.run)?;
-    let ctx = args.run.context(args.engine, args.prep.seed);
+    let ctx = args.run.context(args.prep.seed);
     let scored_on = match args.folds {
         Some(k) => format!("{k}-fold over {} training rows", data.train.rows()),
         None => format!("{} validation rows", data.valid.rows()),
