@@ -125,9 +125,8 @@ fn to_command_line(study: &Study, base: &Path, json: bool) -> Result<Vec<String>
         }
     }
     if let Some(p) = &study.prepare {
-        let opt = |v: Option<String>| v;
         for (flag, value) in [
-            ("missing", opt(p.missing.clone())),
+            ("missing", p.missing.clone()),
             ("test-fraction", p.test_fraction.map(|v| v.to_string())),
             ("valid-fraction", p.valid_fraction.map(|v| v.to_string())),
             ("test-data", p.test_data.as_deref().map(rel)),
