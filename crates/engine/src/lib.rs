@@ -71,6 +71,22 @@ pub enum ModelKind {
 }
 
 impl ModelKind {
+    /// Every model, in the order the docs list them.
+    pub const ALL: [ModelKind; 7] = [
+        ModelKind::Lr,
+        ModelKind::Tree,
+        ModelKind::Mlp,
+        ModelKind::Cnn,
+        ModelKind::Lstm,
+        ModelKind::Gru,
+        ModelKind::Cnn2d,
+    ];
+
+    /// The model named `name` (as [`ModelKind::name`] writes it).
+    pub fn from_name(name: &str) -> Option<ModelKind> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
         match self {

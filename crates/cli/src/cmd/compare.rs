@@ -107,16 +107,8 @@ fn parse_runs(runs: &[String]) -> Result<Vec<(EngineArg, ModelKind)>> {
                 "tensor" => EngineArg::Tensor,
                 other => bail!("unknown engine '{other}' in run '{r}' (spark or tensor)"),
             };
-            let model = match m.trim() {
-                "lr" => ModelKind::Lr,
-                "tree" => ModelKind::Tree,
-                "mlp" => ModelKind::Mlp,
-                "cnn" => ModelKind::Cnn,
-                "lstm" => ModelKind::Lstm,
-                "gru" => ModelKind::Gru,
-                "cnn2d" => ModelKind::Cnn2d,
-                other => bail!("unknown model '{other}' in run '{r}'"),
-            };
+            let model =
+                ModelKind::from_name(m.trim()).with_context(|| format!("unknown model '{}' in run '{r}'", m.trim()))?;
             Ok((engine, model))
         })
         .collect()
@@ -137,8 +129,7 @@ fn params_for(engine: EngineArg, model: ModelKind, user: &[String]) -> Result<Pa
         let parts: Vec<&str> = key.split('.').collect();
         let (scope, name) = parts.split_at(parts.len() - 1);
         let applies = scope.iter().all(|s| *s == e || *s == m);
-        let known =
-            scope.iter().all(|s| ["spark", "tensor", "lr", "tree", "mlp", "cnn", "lstm", "gru", "cnn2d"].contains(s));
+        let known = scope.iter().all(|s| ["spark", "tensor"].contains(s) || ModelKind::from_name(s).is_some());
         if !known {
             bail!("--param {key}: '{}' is not an engine or model name", scope.join("."));
         }
