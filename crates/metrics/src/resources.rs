@@ -1,4 +1,5 @@
-//! CPU and memory of this process and its children, sampled on a background thread.
+//! CPU and memory of this process and its children (or of another process, such as a local
+//! Spark Connect server), sampled on a background thread.
 //!
 //! Reads `/proc` (Linux). Children count because a peer (a JVM, a Python process) started by
 //! a run is part of what that run costs.
@@ -42,6 +43,7 @@ pub struct ResourceSummary {
 
 /// A background thread that samples CPU and RSS every `interval` until stopped.
 pub struct ResourceSampler {
+    root: u32,
     stop: Arc<AtomicBool>,
     samples: Arc<Mutex<Vec<ResourceSample>>>,
     handle: Option<JoinHandle<()>>,
@@ -53,11 +55,17 @@ impl ResourceSampler {
     /// Starts sampling now. The process's memory high-water mark is reset first (Linux
     /// `clear_refs`), so the peak reported is this interval's, not an earlier run's.
     pub fn start(interval: Duration) -> Self {
-        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        Self::start_for(std::process::id(), interval)
+    }
+
+    /// Samples process `pid` and its descendants instead of this process (a local server that
+    /// does a run's work). Its high-water mark is reset where this process may (same user).
+    pub fn start_for(root: u32, interval: Duration) -> Self {
+        let _ = std::fs::write(format!("/proc/{root}/clear_refs"), "5");
         let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(Mutex::new(Vec::new()));
         let start = Instant::now();
-        let start_cpu = cpu_seconds_with_children();
+        let start_cpu = cpu_seconds_with_children(root);
         let handle = {
             let stop = Arc::clone(&stop);
             let samples = Arc::clone(&samples);
@@ -68,9 +76,9 @@ impl ResourceSampler {
                     let mut last_t = 0.0;
                     loop {
                         let t = start.elapsed().as_secs_f64();
-                        let cpu = cpu_seconds_with_children();
+                        let cpu = cpu_seconds_with_children(root);
                         let cpu_percent = if t > last_t { 100.0 * (cpu - last_cpu) / (t - last_t) } else { 0.0 };
-                        let sample = ResourceSample { t_seconds: t, cpu_percent, rss_bytes: rss_with_children() };
+                        let sample = ResourceSample { t_seconds: t, cpu_percent, rss_bytes: rss_with_children(root) };
                         if let Ok(mut s) = samples.lock() {
                             s.push(sample);
                         }
@@ -87,7 +95,7 @@ impl ResourceSampler {
                 })
                 .ok()
         };
-        Self { stop, samples, handle, start, start_cpu }
+        Self { root, stop, samples, handle, start, start_cpu }
     }
 
     /// Stops the thread and summarizes what it saw, with one last reading taken now.
@@ -97,12 +105,12 @@ impl ResourceSampler {
             let _ = h.join();
         }
         let wall_seconds = self.start.elapsed().as_secs_f64();
-        let cpu_seconds = (cpu_seconds_with_children() - self.start_cpu).max(0.0);
+        let cpu_seconds = (cpu_seconds_with_children(self.root) - self.start_cpu).max(0.0);
         let mut samples = self.samples.lock().map(|s| s.clone()).unwrap_or_default();
         samples.push(ResourceSample {
             t_seconds: wall_seconds,
             cpu_percent: samples.last().map_or(0.0, |s| s.cpu_percent),
-            rss_bytes: rss_with_children(),
+            rss_bytes: rss_with_children(self.root),
         });
         let peak_sampled = samples.iter().map(|s| s.rss_bytes).max().unwrap_or(0);
         let mean_rss_bytes = samples.iter().map(|s| s.rss_bytes).sum::<u64>() / samples.len() as u64;
@@ -111,20 +119,52 @@ impl ResourceSampler {
             cpu_seconds,
             mean_cpu_percent: if wall_seconds > 0.0 { 100.0 * cpu_seconds / wall_seconds } else { 0.0 },
             peak_cpu_percent: samples.iter().map(|s| s.cpu_percent).fold(0.0, f64::max),
-            peak_rss_bytes: peak_sampled.max(own_peak_rss()),
+            peak_rss_bytes: peak_sampled.max(peak_rss_of(self.root)),
             mean_rss_bytes,
             samples,
         }
     }
 }
 
-/// This process's resident memory high-water mark (VmHWM), in bytes; 0 where unknown.
-pub fn own_peak_rss() -> u64 {
-    status_kib("VmHWM:").map_or(0, |k| k * 1024)
+/// The resident memory high-water mark (VmHWM) of `pid`, in bytes; 0 where unknown.
+fn peak_rss_of(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM:").map_or(0, |k| k * 1024)
 }
 
-fn status_kib(key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// The process that listens on TCP `port` on this machine (a local server), if this process may
+/// see it.
+pub fn pid_listening_on(port: u16) -> Option<u32> {
+    // /proc/net/tcp{,6}: "sl local_address rem_address st ... inode"; st 0A is LISTEN.
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local_port = f.get(1).and_then(|a| a.rsplit(':').next()).and_then(|p| u16::from_str_radix(p, 16).ok());
+            if local_port == Some(port) && f.get(3) == Some(&"0A") {
+                inodes.extend(f.get(9).map(|i| format!("socket:[{i}]")));
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return None;
+    }
+    for proc_entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = proc_entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(fds) = std::fs::read_dir(proc_entry.path().join("fd")) else { continue };
+        for fd in fds.flatten() {
+            if let Ok(target) = std::fs::read_link(fd.path())
+                && inodes.iter().any(|i| target.as_os_str() == i.as_str())
+            {
+                return Some(pid);
+            }
+        }
+    }
+    None
+}
+
+fn status_kib(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(key))?;
     line[key.len()..].trim().trim_end_matches("kB").trim().parse().ok()
 }
@@ -156,8 +196,8 @@ fn children(pid: u32) -> Vec<u32> {
     out
 }
 
-fn process_tree() -> Vec<u32> {
-    let mut all = vec![std::process::id()];
+fn process_tree(root: u32) -> Vec<u32> {
+    let mut all = vec![root];
     let mut i = 0;
     while i < all.len() {
         let kids = children(all[i]);
@@ -167,9 +207,9 @@ fn process_tree() -> Vec<u32> {
     all
 }
 
-/// User + system CPU seconds of this process, its live descendants and its waited-for children.
-fn cpu_seconds_with_children() -> f64 {
-    let ticks: u64 = process_tree()
+/// User + system CPU seconds of `root`, its live descendants and its waited-for children.
+fn cpu_seconds_with_children(root: u32) -> f64 {
+    let ticks: u64 = process_tree(root)
         .iter()
         .enumerate()
         .filter_map(|(i, &pid)| {
@@ -183,9 +223,10 @@ fn cpu_seconds_with_children() -> f64 {
     ticks as f64 / clock_ticks_per_second()
 }
 
-/// Resident bytes of this process and its live descendants.
-fn rss_with_children() -> u64 {
-    process_tree().iter().filter_map(|&pid| stat_fields(pid)?.get(21)?.parse::<u64>().ok()).sum::<u64>() * page_size()
+/// Resident bytes of `root` and its live descendants.
+fn rss_with_children(root: u32) -> u64 {
+    process_tree(root).iter().filter_map(|&pid| stat_fields(pid)?.get(21)?.parse::<u64>().ok()).sum::<u64>()
+        * page_size()
 }
 
 #[cfg(test)]
@@ -227,10 +268,22 @@ mod tests {
         while Instant::now() < until && child_rss < 40_000_000 {
             std::thread::sleep(Duration::from_millis(20));
             let own = stat_fields(std::process::id()).and_then(|f| f[21].parse::<u64>().ok()).unwrap() * page_size();
-            child_rss = rss_with_children().saturating_sub(own);
+            child_rss = rss_with_children(std::process::id()).saturating_sub(own);
         }
         let _ = child.kill();
         let _ = child.wait();
         assert!(child_rss >= 40_000_000, "child memory not seen: {child_rss}");
+    }
+
+    #[test]
+    fn finds_the_process_listening_on_a_port() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert_eq!(pid_listening_on(port), Some(std::process::id()));
+        drop(listener);
+        assert_eq!(pid_listening_on(port), None);
+        let sampler = ResourceSampler::start_for(std::process::id(), Duration::from_millis(5));
+        let summary = sampler.stop();
+        assert!(summary.peak_rss_bytes > 0);
     }
 }
