@@ -432,9 +432,12 @@ fn the_example_studies_parse() {
     // a missing file, which fails after the study is read and turned into a command line.
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
     let dir = tempfile::tempdir().unwrap();
-    for name in ["higgs-compare.toml", "mixed-scale.toml"] {
+    for name in ["higgs-compare.toml", "mixed-scale.toml", "cluster-compare.toml"] {
         let text = std::fs::read_to_string(Path::new(examples).join(name)).unwrap();
-        let text = text.replace("rows = 100000", "rows = 0").replace("path = \"mixed.csv\"", "path = \"absent.csv\"");
+        let text = text
+            .replace("rows = 100000", "rows = 0")
+            .replace("path = \"mixed.csv\"", "path = \"absent.csv\"")
+            .replace("path = \"higgs.csv\"", "path = \"absent.csv\"");
         std::fs::write(dir.path().join(name), text).unwrap();
         let o = trainbench(&["run", name], dir.path());
         let err = String::from_utf8_lossy(&o.stderr);

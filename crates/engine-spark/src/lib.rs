@@ -32,6 +32,8 @@
 //! ```
 #![warn(missing_docs)]
 
+#[cfg(feature = "connect")]
+pub mod connect;
 mod executor;
 mod logistic;
 mod mlp;

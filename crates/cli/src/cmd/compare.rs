@@ -16,9 +16,9 @@ use trainbench_metrics::PhaseTimers;
 
 use crate::args::LoadArgs;
 use crate::cmd::prepare::PrepArgs;
-use crate::cmd::runner;
 use crate::cmd::train::{EngineArg, RunArgs, engine};
 use crate::cmd::tune::take_rows;
+use crate::cmd::{cluster, runner};
 use crate::output;
 use crate::report::{self, DataInfo, Machine, Results, RunRecord, Scores, SweepPoint};
 
@@ -181,7 +181,7 @@ fn subsample(data: &Prepared, fraction: f64, seed: u64) -> Prepared {
 }
 
 pub fn run_compare(args: CompareArgs) -> Result<()> {
-    let plan = |_: &PreparedData| -> Result<Vec<Planned>> {
+    let plan = || -> Result<Vec<Planned>> {
         parse_runs(&args.study.runs)?
             .into_iter()
             .map(|(engine, kind)| {
@@ -210,7 +210,7 @@ pub fn run_scale(args: ScaleArgs) -> Result<()> {
         bail!("--workers-list must be at least 1");
     }
     let max_workers = *workers.iter().max().unwrap_or(&1);
-    let plan = |_: &PreparedData| -> Result<Vec<Planned>> {
+    let plan = || -> Result<Vec<Planned>> {
         let mut out = Vec::new();
         for (engine, kind) in parse_runs(&args.study.runs)? {
             let spec = ModelSpec { kind, params: params_for(engine, kind, &args.study.params)? };
@@ -222,7 +222,9 @@ pub fn run_scale(args: ScaleArgs) -> Result<()> {
                     sweep: Some(SweepPoint { fraction, workers: max_workers }),
                 });
             }
-            for &w in workers.iter().filter(|&&w| w != max_workers || !args.fractions.contains(&1.0)) {
+            // A cluster's workers are its own: runs through --spark-remote sweep rows only.
+            let on_cluster = engine == EngineArg::Spark && args.study.run.spark_remote.is_some();
+            for &w in workers.iter().filter(|&&w| !on_cluster && (w != max_workers || !args.fractions.contains(&1.0))) {
                 out.push(Planned { engine, spec: spec.clone(), sweep: Some(SweepPoint { fraction: 1.0, workers: w }) });
             }
         }
@@ -231,7 +233,7 @@ pub fn run_scale(args: ScaleArgs) -> Result<()> {
     run_study("scale", &args.study, &plan)
 }
 
-fn run_study(command: &str, study: &StudyArgs, plan: &dyn Fn(&PreparedData) -> Result<Vec<Planned>>) -> Result<()> {
+fn run_study(command: &str, study: &StudyArgs, plan: &dyn Fn() -> Result<Vec<Planned>>) -> Result<()> {
     if study.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
@@ -245,28 +247,45 @@ fn run_study(command: &str, study: &StudyArgs, plan: &dyn Fn(&PreparedData) -> R
     if study.prep.valid_fraction == 0.0 {
         prep.split.valid_fraction = 0.1;
     }
+    let planned = plan()?;
+    // With only cluster runs, Spark reads the file and the rows never pass through here.
+    let remote = study.run.spark_remote.as_deref();
+    let all_on_cluster = remote.is_some() && planned.iter().all(|p| p.engine == EngineArg::Spark);
     let mut timers = PhaseTimers::new();
     let started = Instant::now();
-    let spinner = output::spinner(&format!("preparing {}", path.display()), quiet);
-    let data = prepare(&path, &prep, &mut timers)?;
-    spinner.finish_and_clear();
+    let local = if all_on_cluster {
+        None
+    } else {
+        let spinner = output::spinner(&format!("preparing {}", path.display()), quiet);
+        let data = prepare(&path, &prep, &mut timers)?;
+        spinner.finish_and_clear();
+        if !data.quarantine.is_empty() {
+            write_quarantine(&study.prep.quarantine, &data.quarantine)
+                .with_context(|| format!("cannot write {}", study.prep.quarantine.display()))?;
+        }
+        Some(data)
+    };
     let prepare_seconds = started.elapsed().as_secs_f64();
-    if !data.quarantine.is_empty() {
-        write_quarantine(&study.prep.quarantine, &data.quarantine)
-            .with_context(|| format!("cannot write {}", study.prep.quarantine.display()))?;
-    }
-    let planned = plan(&data)?;
     let total = planned.len() * study.seeds;
     if !quiet {
-        println!(
-            "{command}: {total} runs on {} ({} train / {} valid / {} test rows, {} features), report in {}",
-            path.display(),
-            data.train.rows(),
-            data.valid.rows(),
-            data.test.rows(),
-            data.train.n_features,
-            study.out.display()
-        );
+        match &local {
+            Some(data) => println!(
+                "{command}: {total} runs on {} ({} train / {} valid / {} test rows, {} features), report in {}",
+                path.display(),
+                data.train.rows(),
+                data.valid.rows(),
+                data.test.rows(),
+                data.train.n_features,
+                study.out.display()
+            ),
+            None => println!("{command}: {total} runs on {}, report in {}", path.display(), study.out.display()),
+        }
+        if let Some(remote) = remote {
+            println!(
+                "spark runs on Spark through {remote}: Spark reads the file, splits it (randomSplit, not stratified) \
+                 and preprocesses it itself"
+            );
+        }
     }
     let bars = MultiProgress::new();
     let overall = if quiet { ProgressBar::hidden() } else { bars.add(output::bar(total as u64, "runs", false)) };
@@ -295,14 +314,14 @@ fn run_study(command: &str, study: &StudyArgs, plan: &dyn Fn(&PreparedData) -> R
         for k in 0..study.seeds {
             let seed = study.prep.seed + k as u64;
             let mut ctx = study.run.context(seed);
-            let train = match p.sweep {
-                Some(s) => {
-                    ctx.workers = s.workers;
-                    if s.fraction == 1.0 { None } else { Some(subsample(&data.train, s.fraction, seed)) }
-                }
-                None => None,
+            if let Some(s) = p.sweep {
+                ctx.workers = s.workers;
+            }
+            let sampled = match (p.sweep, &local) {
+                (Some(s), Some(data)) if s.fraction != 1.0 => Some(subsample(&data.train, s.fraction, seed)),
+                _ => None,
             };
-            let train = train.as_ref().unwrap_or(&data.train);
+            let local_data = local.as_ref().map(|d| (sampled.as_ref().unwrap_or(&d.train), d));
             let e = engine_name(p.engine);
             let id = match p.sweep {
                 Some(s) => format!("{e}/{}/seed{seed}/x{}/w{}", p.spec.kind.name(), s.fraction, s.workers),
@@ -313,7 +332,7 @@ fn run_study(command: &str, study: &StudyArgs, plan: &dyn Fn(&PreparedData) -> R
             } else {
                 bars.insert_before(&overall, output::spinner(&format!("training {id}"), false))
             };
-            let record = one_run(study, p, &id, train, &data, &ctx);
+            let record = one_run(study, &path, p, &id, local_data, &ctx);
             spinner.finish_and_clear();
             bars.remove(&spinner);
             if !quiet {
@@ -337,15 +356,31 @@ fn run_study(command: &str, study: &StudyArgs, plan: &dyn Fn(&PreparedData) -> R
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect(),
         machine: Machine::current(),
-        data: DataInfo {
-            source: path.display().to_string(),
-            generated,
-            train_rows: data.train.rows(),
-            valid_rows: data.valid.rows(),
-            test_rows: data.test.rows(),
-            features: data.train.n_features,
-            classes: data.train.class_names.clone(),
-            prepare_seconds,
+        data: match &local {
+            Some(data) => DataInfo {
+                source: path.display().to_string(),
+                generated,
+                train_rows: data.train.rows(),
+                valid_rows: data.valid.rows(),
+                test_rows: data.test.rows(),
+                features: data.train.n_features,
+                classes: data.train.class_names.clone(),
+                prepare_seconds,
+            },
+            // Spark's split, as the first cluster run that finished saw it.
+            None => {
+                let first = runs.iter().find_map(|r| Some((r, r.cluster.as_ref()?)));
+                DataInfo {
+                    source: path.display().to_string(),
+                    generated,
+                    train_rows: first.map_or(0, |(r, _)| r.train_rows),
+                    valid_rows: 0,
+                    test_rows: first.map_or(0, |(_, c)| c.test_rows),
+                    features: first.map_or(0, |(_, c)| c.features),
+                    classes: first.map_or_else(Vec::new, |(_, c)| c.classes.clone()),
+                    prepare_seconds: first.map_or(0.0, |(_, c)| c.read_seconds + c.preprocess_seconds),
+                }
+            }
         },
         runs,
     };
@@ -386,12 +421,13 @@ fn run_study(command: &str, study: &StudyArgs, plan: &dyn Fn(&PreparedData) -> R
     Ok(())
 }
 
+/// One run; `local` is (training rows, all prepared data), absent when every run is on the cluster.
 fn one_run(
     study: &StudyArgs,
+    data_path: &Path,
     p: &Planned,
     id: &str,
-    train: &Prepared,
-    data: &PreparedData,
+    local: Option<(&Prepared, &PreparedData)>,
     ctx: &RunContext,
 ) -> RunRecord {
     let e = engine_name(p.engine);
@@ -405,7 +441,7 @@ fn one_run(
         model: p.spec.kind.name().to_owned(),
         seed: ctx.seed,
         workers: ctx.workers,
-        train_rows: train.rows(),
+        train_rows: local.map_or(0, |(train, _)| train.rows()),
         params: p.spec.params.0.clone(),
         sweep: p.sweep,
         status: "failed".into(),
@@ -421,6 +457,22 @@ fn one_run(
         stop_reason: String::new(),
         log: Vec::new(),
         resources: Vec::new(),
+        cluster: None,
+    };
+    if let (EngineArg::Spark, Some(remote)) = (p.engine, &study.run.spark_remote) {
+        let fraction = p.sweep.map_or(1.0, |s| s.fraction);
+        match cluster::fit_on_cluster(remote, data_path, &study.load, &study.prep, &p.spec, ctx.seed, fraction) {
+            Ok(o) => cluster::fill_record(&mut record, o),
+            Err(err) => {
+                record.workers = 0;
+                record.error = Some(format!("{err:#}"));
+            }
+        }
+        return record;
+    }
+    let Some((train, data)) = local else {
+        record.error = Some("no local data was prepared for this run".into());
+        return record;
     };
     let outcome = engine(p.engine, &run_args)
         .and_then(|eng| runner::fit_and_score(eng.as_ref(), &p.spec, train, &data.valid, &data.test, ctx));
@@ -456,6 +508,11 @@ fn one_run(
 
 fn table_row(r: &RunRecord) -> [String; 15] {
     let s = r.scores.as_ref();
+    let workers = if r.cluster.is_some() || (r.workers == 0 && r.engine == "spark") {
+        "cluster".to_owned()
+    } else {
+        r.workers.to_string()
+    };
     let f = |v: Option<f64>, d: usize| v.map_or("-".to_owned(), |v| format!("{v:.d$}"));
     let epoch =
         (!r.epoch_seconds.is_empty()).then(|| r.epoch_seconds.iter().sum::<f64>() / r.epoch_seconds.len() as f64);
@@ -464,7 +521,7 @@ fn table_row(r: &RunRecord) -> [String; 15] {
             r.engine.clone(),
             r.model.clone(),
             r.seed.to_string(),
-            r.workers.to_string(),
+            workers.clone(),
             r.train_rows.to_string(),
             format!("FAILED: {}", r.error.as_deref().unwrap_or("?")),
             String::new(),
@@ -481,7 +538,7 @@ fn table_row(r: &RunRecord) -> [String; 15] {
             r.engine.clone(),
             r.model.clone(),
             r.seed.to_string(),
-            r.workers.to_string(),
+            workers.clone(),
             r.train_rows.to_string(),
             format!("{:.2}", r.fit_seconds),
             f(epoch, 2),

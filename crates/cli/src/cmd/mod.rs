@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod cluster;
 pub mod compare;
 pub mod generate;
 pub mod inspect;

@@ -34,6 +34,8 @@ struct Study {
     workers: Option<usize>,
     /// Tensor precision.
     precision: Option<String>,
+    /// Train the spark runs on real Spark through this Spark Connect server (sc://HOST:PORT).
+    spark_remote: Option<String>,
     data: Option<DataSection>,
     prepare: Option<PrepareSection>,
     #[serde(default, rename = "run")]
@@ -89,7 +91,8 @@ struct ScaleSection {
 
 /// The command line a study stands for (without the program name).
 fn to_command_line(study: &Study, base: &Path, json: bool) -> Result<Vec<String>> {
-    let rel = |p: &str| base.join(p).display().to_string();
+    // Paths are relative to the study file, except URLs (hdfs://, s3a://) for a cluster to read.
+    let rel = |p: &str| if p.contains("://") { p.to_owned() } else { base.join(p).display().to_string() };
     let mut args: Vec<String> = vec![if study.scale.is_some() { "scale" } else { "compare" }.into()];
     let mut push = |flag: &str, value: String| {
         args.push(format!("--{flag}"));
@@ -104,6 +107,9 @@ fn to_command_line(study: &Study, base: &Path, json: bool) -> Result<Vec<String>
     }
     if let Some(p) = &study.precision {
         push("precision", p.clone());
+    }
+    if let Some(r) = &study.spark_remote {
+        push("spark-remote", r.clone());
     }
     if let Some(d) = &study.data {
         if let Some(p) = &d.path {

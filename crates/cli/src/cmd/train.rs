@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use serde_json::json;
 use trainbench_data::{prepare, write_quarantine};
@@ -14,7 +14,7 @@ use trainbench_metrics::{Phase, PhaseTimers};
 
 use crate::args::LoadArgs;
 use crate::cmd::prepare::PrepArgs;
-use crate::cmd::runner;
+use crate::cmd::{cluster, runner};
 use crate::output;
 
 /// Train one model with one engine and print its metrics on the test rows.
@@ -115,6 +115,11 @@ pub struct RunArgs {
     /// tensor: continue from the checkpoint in --checkpoint-dir.
     #[arg(long, requires = "checkpoint_dir")]
     pub resume: bool,
+    /// spark: train on real Spark MLlib through the Spark Connect server at sc://HOST:PORT.
+    /// Spark reads --data itself (a path the cluster can read: local, HDFS, S3), splits it with
+    /// randomSplit (not stratified) and preprocesses it with its own ML stages.
+    #[arg(long, value_name = "sc://HOST:PORT")]
+    pub spark_remote: Option<String>,
 }
 
 impl RunArgs {
@@ -304,6 +309,12 @@ pub fn engine(which: EngineArg, run: &RunArgs) -> Result<Box<dyn Engine>> {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    if let Some(remote) = &args.run.spark_remote {
+        if args.engine != EngineArg::Spark {
+            bail!("--spark-remote trains the spark engine's models; drop it or use --engine spark");
+        }
+        return run_on_cluster(&args, remote);
+    }
     let options = args.prep.to_options(&args.load)?;
     let ctx = args.run.context(args.prep.seed);
     let spec = ModelSpec { kind: args.model.kind(), params: args.params.to_map() };
@@ -427,5 +438,100 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if let Some(path) = &args.save {
         println!("\nsaved to {}", path.display());
     }
+    Ok(())
+}
+
+/// `train --engine spark --spark-remote URL`: the model is trained by Spark MLlib on the cluster.
+fn run_on_cluster(args: &TrainArgs, remote: &str) -> Result<()> {
+    if args.save.is_some() {
+        bail!("--save works with the embedded engines; a model trained through --spark-remote stays on the cluster");
+    }
+    let spec = ModelSpec { kind: args.model.kind(), params: args.params.to_map() };
+    let (kind, params) = (spec.kind, &spec.params);
+    let spinner = output::spinner(&format!("training spark {} on {remote}", kind.name()), args.json);
+    let o = cluster::fit_on_cluster(remote, &args.data, &args.load, &args.prep, &spec, args.prep.seed, 1.0)?;
+    spinner.finish_and_clear();
+    let (report, info) = (&o.report, &o.info);
+    let peak = o.server_fit_resources.as_ref().map(|r| r.peak_rss_bytes);
+    if args.json {
+        let value = json!({
+            "engine": "spark",
+            "model": kind.name(),
+            "params": params.0,
+            "spark_remote": remote,
+            "spark_version": info.spark_version,
+            "label": o.label,
+            "train_rows": o.train_rows,
+            "test_rows": info.test_rows,
+            "unlabeled_rows": info.unlabeled_rows,
+            "features": o.features,
+            "accuracy": report.accuracy,
+            "precision_macro": report.macro_avg.precision,
+            "recall_macro": report.macro_avg.recall,
+            "f1_macro": report.macro_avg.f1,
+            "f1_weighted": report.weighted_avg.f1,
+            "roc_auc": report.roc_auc,
+            "log_loss": report.log_loss,
+            "spark_accuracy": info.spark_accuracy,
+            "spark_f1_weighted": info.spark_f1_weighted,
+            "fit_seconds": o.fit_seconds,
+            "fit_cpu_seconds": o.server_fit_resources.as_ref().map(|r| r.cpu_seconds),
+            "peak_rss_bytes": peak,
+            "phase_seconds": {
+                "read": info.read_seconds,
+                "preprocess": info.preprocess_seconds,
+                "fit": o.fit_seconds,
+                "predict": o.predict_seconds,
+            },
+            "classes": o.classes,
+            "per_class": report.per_class,
+            "confusion": report.confusion.counts,
+        });
+        println!("{value}");
+        return Ok(());
+    }
+    println!(
+        "spark {} on Spark {} at {remote}: {} train / {} test rows (Spark's randomSplit), {} features{}",
+        kind.name(),
+        info.spark_version,
+        o.train_rows,
+        info.test_rows,
+        o.features,
+        if info.unlabeled_rows > 0 {
+            format!(", {} rows without a label dropped", info.unlabeled_rows)
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "read {:.2} s, preprocess {:.2} s, fit {:.2} s, predict {:.2} s{}",
+        info.read_seconds,
+        info.preprocess_seconds,
+        o.fit_seconds,
+        o.predict_seconds,
+        match &o.server_fit_resources {
+            Some(r) => format!(
+                "; server during the fit: CPU {:.1} s, peak memory {}",
+                r.cpu_seconds,
+                output::bytes(r.peak_rss_bytes)
+            ),
+            None => String::new(),
+        }
+    );
+    println!();
+    let fmt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.4}"));
+    output::print_table(
+        &["accuracy", "precision", "recall", "F1", "AUC", "log-loss", "Spark's accuracy", "Spark's weighted F1"],
+        &[vec![
+            format!("{:.4}", report.accuracy),
+            format!("{:.4}", report.macro_avg.precision),
+            format!("{:.4}", report.macro_avg.recall),
+            format!("{:.4}", report.macro_avg.f1),
+            fmt(report.roc_auc),
+            fmt(report.log_loss),
+            format!("{:.4}", info.spark_accuracy),
+            format!("{:.4}", info.spark_f1_weighted),
+        ]],
+    );
     Ok(())
 }

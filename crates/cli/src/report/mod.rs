@@ -140,7 +140,7 @@ pub struct RunRecord {
     pub model: String,
     /// Seed of the run.
     pub seed: u64,
-    /// Workers or replicas.
+    /// Workers or replicas; 0 for a run on a Spark cluster.
     pub workers: usize,
     /// Training rows.
     pub train_rows: usize,
@@ -172,8 +172,37 @@ pub struct RunRecord {
     pub stop_reason: String,
     /// Per-iteration / per-epoch log.
     pub log: Vec<LogEntry>,
-    /// CPU % and RSS sampled during the fit.
+    /// CPU % and RSS sampled during the fit (of the Spark Connect server, for a cluster run on
+    /// this machine).
     pub resources: Vec<ResourceSample>,
+    /// For a run on Spark through Spark Connect: where, and what Spark itself measured.
+    #[serde(default)]
+    pub cluster: Option<ClusterInfo>,
+}
+
+/// A run trained by real Spark MLlib through Spark Connect (`--spark-remote`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterInfo {
+    /// The server's address.
+    pub remote: String,
+    /// Its Spark version.
+    pub spark_version: String,
+    /// Class names, in Spark's label order.
+    pub classes: Vec<String>,
+    /// Width of the assembled feature vector.
+    pub features: usize,
+    /// Test rows of Spark's split.
+    pub test_rows: usize,
+    /// Rows dropped because their label was missing.
+    pub unlabeled_rows: usize,
+    /// Seconds to read and cache the file on the cluster.
+    pub read_seconds: f64,
+    /// Seconds to split, fit the preprocessing stages and cache the prepared rows.
+    pub preprocess_seconds: f64,
+    /// Accuracy by Spark's MulticlassClassificationEvaluator (the scores are trainbench's).
+    pub spark_accuracy: f64,
+    /// Class-weighted F1 by Spark's MulticlassClassificationEvaluator.
+    pub spark_f1_weighted: f64,
 }
 
 /// Mean and 95 % interval (Student's t) of a sample.

@@ -1,0 +1,184 @@
+//! `--spark-remote` from the command line, against a real Spark Connect server whose address is
+//! in `TRAINBENCH_SPARK_REMOTE` (`.ci/run` starts one with `scripts/spark-connect-server.sh`).
+//! Without it the server tests print that they were skipped, on the terminal, and pass.
+#![cfg(feature = "spark-connect")]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn trainbench(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trainbench")).args(args).current_dir(dir).output().expect("binary runs")
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "failed: {}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {text}"))
+}
+
+fn remote(test: &str) -> Option<String> {
+    match std::env::var("TRAINBENCH_SPARK_REMOTE") {
+        Ok(r) if !r.trim().is_empty() => Some(r.trim().to_owned()),
+        _ => {
+            let _ = writeln!(std::io::stderr(), "SKIPPED {test}: TRAINBENCH_SPARK_REMOTE is not set");
+            None
+        }
+    }
+}
+
+#[test]
+fn an_unreachable_server_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json(&trainbench(&["gen", "higgs-like", "--rows", "100", "--out", "h.csv", "--json"], d));
+    let o = trainbench(
+        &["train", "--engine", "spark", "--model", "lr", "--data", "h.csv", "--spark-remote", "sc://127.0.0.1:9"],
+        d,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("cannot reach a Spark Connect server at sc://127.0.0.1:9"), "{err}");
+    let o = trainbench(
+        &["train", "--engine", "tensor", "--model", "mlp", "--data", "h.csv", "--spark-remote", "sc://127.0.0.1:9"],
+        d,
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--spark-remote trains the spark engine's models"));
+    // In a study the run is recorded as failed, with the reason; the other runs go on.
+    let o = trainbench(
+        &[
+            "compare",
+            "--data",
+            "h.csv",
+            "--runs",
+            "spark:lr,spark:tree",
+            "--spark-remote",
+            "sc://127.0.0.1:9",
+            "--out",
+            "rep",
+            "--json",
+        ],
+        d,
+    );
+    let results = json(&o);
+    for run in results["runs"].as_array().unwrap() {
+        assert_eq!(run["status"], "failed");
+        assert!(run["error"].as_str().unwrap().contains("sc://127.0.0.1:9"), "{run}");
+        assert!(run["scores"].is_null());
+    }
+}
+
+#[test]
+fn train_and_compare_on_spark_through_spark_connect() {
+    let Some(remote) = remote("train_and_compare_on_spark_through_spark_connect") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json(&trainbench(&["gen", "higgs-like", "--rows", "3000", "--seed", "2", "--out", "h.csv", "--json"], d));
+    let data = d.join("h.csv").display().to_string();
+    // A relative path is sent to the server as this machine's absolute path.
+    let t = json(&trainbench(
+        &["train", "--engine", "spark", "--model", "tree", "--data", "h.csv", "--spark-remote", &remote, "--json"],
+        d,
+    ));
+    for key in ["accuracy", "precision_macro", "recall_macro", "f1_macro", "fit_seconds", "spark_accuracy"] {
+        assert!(t[key].as_f64().is_some(), "no {key} in {t}");
+    }
+    assert_eq!(t["label"], "label");
+    assert!(t["accuracy"].as_f64().unwrap() > 0.6, "{t}");
+    assert!((t["accuracy"].as_f64().unwrap() - t["spark_accuracy"].as_f64().unwrap()).abs() < 2e-3, "{t}");
+    assert!(t["peak_rss_bytes"].as_u64().unwrap() > 0, "a local server's memory is measured: {t}");
+    for phase in ["read", "preprocess", "fit", "predict"] {
+        assert!(t["phase_seconds"][phase].as_f64().unwrap() > 0.0, "{t}");
+    }
+
+    // compare: spark runs on the cluster, tensor runs here, one report.
+    let results = json(&trainbench(
+        &[
+            "compare",
+            "--data",
+            &data,
+            "--runs",
+            "spark:lr,tensor:mlp",
+            "--param",
+            "tensor.epochs=2",
+            "--spark-remote",
+            &remote,
+            "--out",
+            "rep",
+            "--json",
+        ],
+        d,
+    ));
+    let runs = results["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["status"], "ok", "{}", runs[0]);
+    assert_eq!(runs[0]["workers"], 0);
+    assert_eq!(runs[0]["cluster"]["remote"], remote.as_str());
+    assert!(runs[0]["scores"]["accuracy"].as_f64().unwrap() > 0.6);
+    assert!(runs[1]["cluster"].is_null() && runs[1]["status"] == "ok");
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/results.schema.json");
+    let check = Command::new("python3")
+        .args(["-c", "import json,sys,jsonschema; jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2])))"])
+        .arg(d.join("rep/results.json"))
+        .arg(schema)
+        .output()
+        .expect("python3 runs");
+    assert!(check.status.success(), "results.json does not validate: {}", String::from_utf8_lossy(&check.stderr));
+}
+
+/// A second, private server is killed while a study runs on it: its runs are recorded as failed
+/// with the reason, nothing partial is reported as complete, and the study itself finishes.
+#[test]
+fn a_server_lost_mid_run_fails_the_run() {
+    if remote("a_server_lost_mid_run_fails_the_run").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/spark-connect-server.sh");
+    let state = d.join("server");
+    let started = Command::new(script)
+        .arg("start")
+        .env("SPARK_STATE", &state)
+        .current_dir(d)
+        .output()
+        .expect("the server script runs");
+    assert!(started.status.success(), "second server: {}", String::from_utf8_lossy(&started.stderr));
+    let address = String::from_utf8_lossy(&started.stdout).trim().to_owned();
+    let pid_file = std::fs::read_dir(&state)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "pid"))
+        .expect("the server wrote its PID file");
+    let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_owned();
+    // Whatever happens below, the private server does not outlive the test.
+    struct KillOnDrop(String);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = Command::new("kill").args(["-9", &self.0]).status();
+        }
+    }
+    let _server = KillOnDrop(pid.clone());
+
+    json(&trainbench(&["gen", "higgs-like", "--rows", "20000", "--seed", "4", "--out", "h.csv", "--json"], d));
+    let data = d.join("h.csv").display().to_string();
+    let study = Command::new(env!("CARGO_BIN_EXE_trainbench"))
+        .args(["compare", "--data", &data, "--runs", "spark:mlp,spark:lr", "--spark-remote", &address])
+        .args(["--param", "mlp.hidden=128,128", "--param", "mlp.max_iter=2000", "--out", "rep", "--json"])
+        .current_dir(d)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    let killed = Command::new("kill").args(["-9", &pid]).status().unwrap();
+    assert!(killed.success());
+    let o = study.wait_with_output().unwrap();
+    let results = json(&o);
+    for run in results["runs"].as_array().unwrap() {
+        assert_eq!(run["status"], "failed", "{run}");
+        assert!(run["scores"].is_null(), "{run}");
+        assert!(run["error"].as_str().unwrap().contains(&address), "{run}");
+    }
+}
