@@ -74,7 +74,14 @@ impl Session {
             ..Default::default()
         };
         block_on(async {
-            let mut stream = self.client.execute_plan(request).await.map_err(|e| failed(e.message()))?;
+            let mut stream = self.client.execute_plan(request).await.map_err(|e| {
+                let message = e.message();
+                if is_transport_text(&message) {
+                    failed(format!("lost the server at {}: {message}", self.address))
+                } else {
+                    failed(message)
+                }
+            })?;
             let mut responses = Vec::new();
             let mut last_response_id: Option<String> = None;
             let mut complete = false;
@@ -239,11 +246,14 @@ fn client_type() -> String {
 
 /// A failure of the connection rather than of the operation: worth a reattach.
 fn is_transport_failure(status: &tonic::Status) -> bool {
-    let m = status.message();
-    status.code() == tonic::Code::Unavailable
-        || ["INVALID_CURSOR.DISCONNECTED", "transport error", "h2 protocol error", "connection reset", "broken pipe"]
-            .iter()
-            .any(|t| m.contains(t))
+    status.code() == tonic::Code::Unavailable || is_transport_text(status.message())
+}
+
+/// An error message that speaks of the connection, not of the query.
+fn is_transport_text(m: &str) -> bool {
+    ["INVALID_CURSOR.DISCONNECTED", "transport error", "h2 protocol error", "connection", "broken pipe", "Unavailable"]
+        .iter()
+        .any(|t| m.contains(t))
 }
 
 /// The server's error, without the JVM stack trace that sometimes follows it.
