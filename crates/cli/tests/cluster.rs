@@ -44,6 +44,21 @@ fn an_unreachable_server_is_a_clear_error() {
         d,
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("--spark-remote trains the spark engine's models"));
+    let o = trainbench(
+        &[
+            "tune",
+            "--model",
+            "lr",
+            "--data",
+            "h.csv",
+            "--grid",
+            "reg_param=0,0.1",
+            "--spark-remote",
+            "sc://127.0.0.1:9",
+        ],
+        d,
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("tune searches with the embedded engines"));
     // In a study the run is recorded as failed, with the reason; the other runs go on.
     let o = trainbench(
         &[

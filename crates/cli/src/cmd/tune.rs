@@ -122,6 +122,11 @@ pub fn take_rows(data: &Prepared, rows: &[usize]) -> Prepared {
 }
 
 pub fn run(args: TuneArgs) -> Result<()> {
+    if let Some(remote) = &args.run.spark_remote {
+        bail!(
+            "--spark-remote {remote}: tune searches with the embedded engines; cluster mode is in train, compare, scale and run"
+        );
+    }
     let metric = parse_metric(&args.metric)?;
     let mut points = grid_points(&args.grid)?;
     if let Some(n) = args.random {
