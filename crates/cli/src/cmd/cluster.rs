@@ -126,14 +126,6 @@ pub fn fill_record(record: &mut RunRecord, o: ClusterOutcome) {
         record.resources = r.samples.clone();
     }
     record.stop_reason = "fitted by Spark MLlib".into();
-    record.scores = Some(Scores {
-        accuracy: o.report.accuracy,
-        precision_macro: o.report.macro_avg.precision,
-        recall_macro: o.report.macro_avg.recall,
-        f1_macro: o.report.macro_avg.f1,
-        roc_auc: o.report.roc_auc,
-        log_loss: o.report.log_loss,
-        confusion: o.report.confusion.counts.clone(),
-    });
+    record.scores = Some(Scores::from_report(&o.report));
     record.cluster = Some(o.info);
 }

@@ -492,15 +492,7 @@ fn one_run(
             record.stop_reason = o.log.stop_reason.clone();
             record.log = o.log.entries;
             record.resources = o.fit_resources.samples;
-            record.scores = Some(Scores {
-                accuracy: o.report.accuracy,
-                precision_macro: o.report.macro_avg.precision,
-                recall_macro: o.report.macro_avg.recall,
-                f1_macro: o.report.macro_avg.f1,
-                roc_auc: o.report.roc_auc,
-                log_loss: o.report.log_loss,
-                confusion: o.report.confusion.counts.clone(),
-            });
+            record.scores = Some(Scores::from_report(&o.report));
         }
     }
     record

@@ -120,6 +120,21 @@ pub struct Scores {
     pub confusion: Vec<Vec<u64>>,
 }
 
+impl Scores {
+    /// The shared metrics' report of a run's test rows.
+    pub fn from_report(r: &trainbench_metrics::ClassificationReport) -> Self {
+        Self {
+            accuracy: r.accuracy,
+            precision_macro: r.macro_avg.precision,
+            recall_macro: r.macro_avg.recall,
+            f1_macro: r.macro_avg.f1,
+            roc_auc: r.roc_auc,
+            log_loss: r.log_loss,
+            confusion: r.confusion.counts.clone(),
+        }
+    }
+}
+
 /// Where a run sits in a sweep.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SweepPoint {
