@@ -52,6 +52,14 @@ pub use mlp::MlpModel;
 pub use params::{BYTES_PER_WEIGHT, Impurity, LrParams, MAX_MLP_WEIGHTS, MlpParams, MlpSolver, TreeParams};
 pub use tree::{FeatureSplits, Node, Rule, TreeModel, continuous_thresholds};
 
+/// The per-partition passes that take most of the training time, public so the criterion
+/// benchmarks in `benches/kernels.rs` time the same code the engine runs.
+pub mod kernels {
+    pub use crate::logistic::loss_gradient_sums as lr_loss_gradient_sums;
+    pub use crate::mlp::MlpWorkspace;
+    pub use crate::tree::add_bin_counts as tree_bin_counts;
+}
+
 /// Spark MLlib's paradigm, embedded: partitions on a thread pool, tree aggregation per iteration.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SparkEngine;

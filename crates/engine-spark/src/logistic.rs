@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use trainbench_data::Partitioned;
+use trainbench_data::{PartitionView, Partitioned};
 use trainbench_engine::{Result, TrainLog, TrainedModel};
 
 use crate::executor::{Executor, add_into};
@@ -190,42 +190,8 @@ impl Objective for LogLoss<'_> {
             .tree_aggregate(
                 self.data.len(),
                 |p| {
-                    let part = self.data.partition(p);
                     let mut s = vec![0.0; 1 + rows * d + rows];
-                    let mut m = vec![0.0; rows.max(2)];
-                    for i in 0..part.rows() {
-                        let xi = part.row(i);
-                        let y = part.labels[i] as usize;
-                        for k in 0..rows {
-                            let wk = &w[k * d..(k + 1) * d];
-                            m[k] = b[k] + dot(wk, xi);
-                        }
-                        if rows == 1 {
-                            let label = if y == 1 { 1.0 } else { 0.0 };
-                            // One exponential serves both the loss and the residual:
-                            // softplus(m) = max(m, 0) + ln(1 + e) and σ(m) from e = exp(−|m|).
-                            let e = (-m[0].abs()).exp();
-                            s[0] += m[0].max(0.0) + e.ln_1p() - label * m[0];
-                            let p = if m[0] >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
-                            let r = p - label;
-                            for (g, &xv) in s[1..1 + d].iter_mut().zip(xi) {
-                                *g += r * f64::from(xv);
-                            }
-                            s[1 + d] += r;
-                        } else {
-                            let max = m[..rows].iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                            let sum: f64 = m[..rows].iter().map(|v| (v - max).exp()).sum();
-                            s[0] += max + sum.ln() - m[y];
-                            for k in 0..rows {
-                                let r = (m[k] - max).exp() / sum - if k == y { 1.0 } else { 0.0 };
-                                let g = &mut s[1 + k * d..1 + (k + 1) * d];
-                                for (g, &xv) in g.iter_mut().zip(xi) {
-                                    *g += r * f64::from(xv);
-                                }
-                                s[1 + rows * d + k] += r;
-                            }
-                        }
-                    }
+                    loss_gradient_sums(self.data.partition(p), &w, &b, &mut s);
                     s
                 },
                 add_into,
@@ -254,6 +220,50 @@ impl Objective for LogLoss<'_> {
             }
         }
         (loss, grad)
+    }
+}
+
+/// One partition's part of an evaluation, the pass every L-BFGS step makes over the data:
+/// adds `[Σ loss, Σ r_k x_j (k × d), Σ r_k (k)]` into `sums` for raw-space coefficient rows `w`
+/// (`k × d`) and offsets `b` (`k`), where `r_k` is the residual p_k − 1[y = k]; `k = 1` is
+/// binomial. Public so `benches/kernels.rs` times the code the engine runs.
+pub fn loss_gradient_sums(part: PartitionView, w: &[f64], b: &[f64], sums: &mut [f64]) {
+    let d = part.n_features;
+    let rows = b.len();
+    assert!(w.len() == rows * d && sums.len() == 1 + rows * d + rows, "loss_gradient_sums: shapes disagree");
+    let mut m = vec![0.0; rows.max(2)];
+    for i in 0..part.rows() {
+        let xi = part.row(i);
+        let y = part.labels[i] as usize;
+        for k in 0..rows {
+            let wk = &w[k * d..(k + 1) * d];
+            m[k] = b[k] + dot(wk, xi);
+        }
+        if rows == 1 {
+            let label = if y == 1 { 1.0 } else { 0.0 };
+            // One exponential serves both the loss and the residual:
+            // softplus(m) = max(m, 0) + ln(1 + e) and σ(m) from e = exp(−|m|).
+            let e = (-m[0].abs()).exp();
+            sums[0] += m[0].max(0.0) + e.ln_1p() - label * m[0];
+            let p = if m[0] >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+            let r = p - label;
+            for (g, &xv) in sums[1..1 + d].iter_mut().zip(xi) {
+                *g += r * f64::from(xv);
+            }
+            sums[1 + d] += r;
+        } else {
+            let max = m[..rows].iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = m[..rows].iter().map(|v| (v - max).exp()).sum();
+            sums[0] += max + sum.ln() - m[y];
+            for k in 0..rows {
+                let r = (m[k] - max).exp() / sum - if k == y { 1.0 } else { 0.0 };
+                let g = &mut sums[1 + k * d..1 + (k + 1) * d];
+                for (g, &xv) in g.iter_mut().zip(xi) {
+                    *g += r * f64::from(xv);
+                }
+                sums[1 + rows * d + k] += r;
+            }
+        }
     }
 }
 

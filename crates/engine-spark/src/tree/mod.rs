@@ -186,22 +186,11 @@ pub fn fit(
                 .tree_aggregate(
                     data.len(),
                     |p| {
-                        let part = data.partition(p);
-                        let bins = &binned[p];
                         // Counts as u32: half the size of f64, so more of the histogram
                         // stays in cache during the random-access updates.
                         let mut h = vec![0u32; group.len() * node_stride];
-                        for (i, &node) in node_of_row[p].iter().enumerate() {
-                            if node == DONE || slot[node as usize] == u32::MAX {
-                                continue;
-                            }
-                            let base = slot[node as usize] as usize * node_stride;
-                            let y = part.labels[i] as usize;
-                            let row = &bins[i * d..(i + 1) * d];
-                            for (j, &b) in row.iter().enumerate() {
-                                h[base + offsets[j] + b as usize * classes + y] += 1;
-                            }
-                        }
+                        let labels = data.partition(p).labels;
+                        add_bin_counts(&binned[p], labels, &node_of_row[p], &slot, &offsets, classes, &mut h);
                         h
                     },
                     |mut a, b| {
@@ -276,6 +265,35 @@ pub fn fit(
     let model = TreeModel { nodes, n_features: d };
     let log = TrainLog { entries, fit_seconds: start.elapsed().as_secs_f64(), stop_reason: stop_reason.into() };
     Ok((model, log))
+}
+
+/// One partition's part of a level's histograms, the pass every tree level makes over the
+/// data: for each row whose node has a histogram slot (`slot[node]`, `u32::MAX` for none), adds
+/// 1 to (slot, feature j, bin of j, label) for every feature. `bins` holds one byte per feature
+/// per row; feature j's counts start at `offsets[j]` within a slot, and a slot is
+/// `offsets[d]` counts long. Public so `benches/kernels.rs` times the code the engine runs.
+pub fn add_bin_counts(
+    bins: &[u8],
+    labels: &[u32],
+    node_of_row: &[u32],
+    slot: &[u32],
+    offsets: &[usize],
+    classes: usize,
+    hist: &mut [u32],
+) {
+    let d = offsets.len() - 1;
+    let node_stride = offsets[d];
+    for (i, &node) in node_of_row.iter().enumerate() {
+        if node == DONE || slot[node as usize] == u32::MAX {
+            continue;
+        }
+        let base = slot[node as usize] as usize * node_stride;
+        let y = labels[i] as usize;
+        let row = &bins[i * d..(i + 1) * d];
+        for (j, &b) in row.iter().enumerate() {
+            hist[base + offsets[j] + b as usize * classes + y] += 1;
+        }
+    }
 }
 
 /// The best split of a node from its u32 histogram.
