@@ -10,7 +10,7 @@ use trainbench_data::{prepare, write_quarantine};
 use trainbench_engine::{Engine, ModelKind, ModelSpec, ParamMap, RunContext, SavedModel};
 use trainbench_engine_spark::SparkEngine;
 use trainbench_engine_tensor::{Backend, Precision, TensorEngine, TrainOptions};
-use trainbench_metrics::{Phase, PhaseTimers};
+use trainbench_metrics::{ClassificationReport, Phase, PhaseTimers};
 
 use crate::args::LoadArgs;
 use crate::cmd::prepare::PrepArgs;
@@ -346,35 +346,31 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     let fit_seconds = timers.seconds(Phase::Fit).unwrap_or(0.0);
     if args.json {
-        let value = json!({
-            "engine": engine.name(),
-            "model": spec.kind.name(),
-            "params": spec.params.0,
-            "workers": ctx.workers,
-            "train_rows": data.train.rows(),
-            "test_rows": data.test.rows(),
-            "features": data.train.n_features,
-            "accuracy": report.accuracy,
-            "precision_macro": report.macro_avg.precision,
-            "recall_macro": report.macro_avg.recall,
-            "f1_macro": report.macro_avg.f1,
-            "f1_weighted": report.weighted_avg.f1,
-            "roc_auc": report.roc_auc,
-            "log_loss": report.log_loss,
-            "fit_seconds": fit_seconds,
-            "fit_cpu_seconds": fit_resources.cpu_seconds,
-            "peak_rss_bytes": fit_resources.peak_rss_bytes,
-            "rows_per_second": data.train.rows() as f64 / fit_seconds.max(1e-9),
-            "iterations": log.entries.len(),
-            "epoch_seconds": log.entries.iter().filter_map(|e| e.extra.get("epoch_seconds")).collect::<Vec<_>>(),
-            "stop_reason": log.stop_reason,
-            "phase_seconds": timers.iter().map(|(p, s)| (p.name(), s)).collect::<std::collections::BTreeMap<_, _>>(),
-            "classes": data.test.class_names,
-            "per_class": report.per_class,
-            "confusion": report.confusion.counts,
-            "log": log.entries,
-            "saved": args.save,
-        });
+        let value = with_scores(
+            &report,
+            json!({
+                "engine": engine.name(),
+                "model": spec.kind.name(),
+                "params": spec.params.0,
+                "workers": ctx.workers,
+                "train_rows": data.train.rows(),
+                "test_rows": data.test.rows(),
+                "features": data.train.n_features,
+                "fit_seconds": fit_seconds,
+                "fit_cpu_seconds": fit_resources.cpu_seconds,
+                "peak_rss_bytes": fit_resources.peak_rss_bytes,
+                "rows_per_second": data.train.rows() as f64 / fit_seconds.max(1e-9),
+                "iterations": log.entries.len(),
+                "epoch_seconds": log.entries.iter().filter_map(|e| e.extra.get("epoch_seconds")).collect::<Vec<_>>(),
+                "stop_reason": log.stop_reason,
+                "phase_seconds": timers.iter().map(|(p, s)| (p.name(), s)).collect::<std::collections::BTreeMap<_, _>>(),
+                "classes": data.test.class_names,
+                "per_class": report.per_class,
+                "confusion": report.confusion.counts,
+                "log": log.entries,
+                "saved": args.save,
+            }),
+        );
         println!("{value}");
         return Ok(());
     }
@@ -401,18 +397,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         output::bytes(fit_resources.peak_rss_bytes)
     );
     println!();
-    let fmt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.4}"));
-    output::print_table(
-        &["accuracy", "precision", "recall", "F1", "AUC", "log-loss"],
-        &[vec![
-            format!("{:.4}", report.accuracy),
-            format!("{:.4}", report.macro_avg.precision),
-            format!("{:.4}", report.macro_avg.recall),
-            format!("{:.4}", report.macro_avg.f1),
-            fmt(report.roc_auc),
-            fmt(report.log_loss),
-        ]],
-    );
+    let (header, row) = score_cells(&report);
+    output::print_table(&header, &[row]);
     println!();
     let rows: Vec<Vec<String>> = data
         .test
@@ -454,39 +440,35 @@ fn run_on_cluster(args: &TrainArgs, remote: &str) -> Result<()> {
     let (report, info) = (&o.report, &o.info);
     let peak = o.server_fit_resources.as_ref().map(|r| r.peak_rss_bytes);
     if args.json {
-        let value = json!({
-            "engine": "spark",
-            "model": kind.name(),
-            "params": params.0,
-            "spark_remote": remote,
-            "spark_version": info.spark_version,
-            "label": o.label,
-            "train_rows": o.train_rows,
-            "test_rows": info.test_rows,
-            "unlabeled_rows": info.unlabeled_rows,
-            "features": o.features,
-            "accuracy": report.accuracy,
-            "precision_macro": report.macro_avg.precision,
-            "recall_macro": report.macro_avg.recall,
-            "f1_macro": report.macro_avg.f1,
-            "f1_weighted": report.weighted_avg.f1,
-            "roc_auc": report.roc_auc,
-            "log_loss": report.log_loss,
-            "spark_accuracy": info.spark_accuracy,
-            "spark_f1_weighted": info.spark_f1_weighted,
-            "fit_seconds": o.fit_seconds,
-            "fit_cpu_seconds": o.server_fit_resources.as_ref().map(|r| r.cpu_seconds),
-            "peak_rss_bytes": peak,
-            "phase_seconds": {
-                "read": info.read_seconds,
-                "preprocess": info.preprocess_seconds,
-                "fit": o.fit_seconds,
-                "predict": o.predict_seconds,
-            },
-            "classes": o.classes,
-            "per_class": report.per_class,
-            "confusion": report.confusion.counts,
-        });
+        let value = with_scores(
+            report,
+            json!({
+                "engine": "spark",
+                "model": kind.name(),
+                "params": params.0,
+                "spark_remote": remote,
+                "spark_version": info.spark_version,
+                "label": o.label,
+                "train_rows": o.train_rows,
+                "test_rows": info.test_rows,
+                "unlabeled_rows": info.unlabeled_rows,
+                "features": o.features,
+                "spark_accuracy": info.spark_accuracy,
+                "spark_f1_weighted": info.spark_f1_weighted,
+                "fit_seconds": o.fit_seconds,
+                "fit_cpu_seconds": o.server_fit_resources.as_ref().map(|r| r.cpu_seconds),
+                "peak_rss_bytes": peak,
+                "phase_seconds": {
+                    "read": info.read_seconds,
+                    "preprocess": info.preprocess_seconds,
+                    "fit": o.fit_seconds,
+                    "predict": o.predict_seconds,
+                },
+                "classes": o.classes,
+                "per_class": report.per_class,
+                "confusion": report.confusion.counts,
+            }),
+        );
         println!("{value}");
         return Ok(());
     }
@@ -519,19 +501,42 @@ fn run_on_cluster(args: &TrainArgs, remote: &str) -> Result<()> {
         }
     );
     println!();
-    let fmt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.4}"));
-    output::print_table(
-        &["accuracy", "precision", "recall", "F1", "AUC", "log-loss", "Spark's accuracy", "Spark's weighted F1"],
-        &[vec![
-            format!("{:.4}", report.accuracy),
-            format!("{:.4}", report.macro_avg.precision),
-            format!("{:.4}", report.macro_avg.recall),
-            format!("{:.4}", report.macro_avg.f1),
-            fmt(report.roc_auc),
-            fmt(report.log_loss),
-            format!("{:.4}", info.spark_accuracy),
-            format!("{:.4}", info.spark_f1_weighted),
-        ]],
-    );
+    let (mut header, mut row) = score_cells(report);
+    header.extend(["Spark's accuracy", "Spark's weighted F1"]);
+    row.extend([format!("{:.4}", info.spark_accuracy), format!("{:.4}", info.spark_f1_weighted)]);
+    output::print_table(&header, &[row]);
     Ok(())
+}
+
+/// `value` (a JSON object) with the test scores every `train --json` object has, embedded or on
+/// a cluster.
+fn with_scores(report: &ClassificationReport, mut value: serde_json::Value) -> serde_json::Value {
+    let scores = json!({
+        "accuracy": report.accuracy,
+        "precision_macro": report.macro_avg.precision,
+        "recall_macro": report.macro_avg.recall,
+        "f1_macro": report.macro_avg.f1,
+        "f1_weighted": report.weighted_avg.f1,
+        "roc_auc": report.roc_auc,
+        "log_loss": report.log_loss,
+    });
+    if let (Some(object), serde_json::Value::Object(scores)) = (value.as_object_mut(), scores) {
+        object.extend(scores);
+    }
+    value
+}
+
+/// The header and the row of the scores table `train` prints.
+fn score_cells(report: &ClassificationReport) -> (Vec<&'static str>, Vec<String>) {
+    let fmt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.4}"));
+    let header = vec!["accuracy", "precision", "recall", "F1", "AUC", "log-loss"];
+    let row = vec![
+        format!("{:.4}", report.accuracy),
+        format!("{:.4}", report.macro_avg.precision),
+        format!("{:.4}", report.macro_avg.recall),
+        format!("{:.4}", report.macro_avg.f1),
+        fmt(report.roc_auc),
+        fmt(report.log_loss),
+    ];
+    (header, row)
 }
