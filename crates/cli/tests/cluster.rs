@@ -3,19 +3,12 @@
 //! Without it the server tests print that they were skipped, on the terminal, and pass.
 #![cfg(feature = "spark-connect")]
 
+mod common;
+
 use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn trainbench(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trainbench")).args(args).current_dir(dir).output().expect("binary runs")
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    assert!(o.status.success(), "failed: {}", String::from_utf8_lossy(&o.stderr));
-    let text = String::from_utf8_lossy(&o.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {text}"))
-}
+use common::{json, trainbench};
 
 fn remote(test: &str) -> Option<String> {
     match std::env::var("TRAINBENCH_SPARK_REMOTE") {

@@ -1,19 +1,13 @@
 //! End-to-end tests of the tensor engine from the command line (train, predict, resume after a
 //! kill) and of `compare` / `scale` and their report folder.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn trainbench(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trainbench")).args(args).current_dir(dir).output().expect("binary runs")
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    assert!(o.status.success(), "failed: {}", String::from_utf8_lossy(&o.stderr));
-    let text = String::from_utf8_lossy(&o.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {text}"))
-}
+use common::{json, trainbench};
 
 fn generate(dir: &Path, rows: &str) {
     json(&trainbench(&["gen", "higgs-like", "--rows", rows, "--seed", "5", "--out", "h.csv", "--json"], dir));
