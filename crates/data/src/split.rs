@@ -16,13 +16,17 @@ pub struct SplitOptions {
     pub test_fraction: f64,
     /// Keep each class's share the same in every part.
     pub stratify: bool,
+    /// Keep the file's row order: training rows first, then validation, then test (for time
+    /// series, where a shuffled split would train on the future); no shuffle, no stratification.
+    #[serde(default)]
+    pub chronological: bool,
     /// Seed of the shuffle.
     pub seed: u64,
 }
 
 impl Default for SplitOptions {
     fn default() -> Self {
-        Self { valid_fraction: 0.0, test_fraction: 0.2, stratify: true, seed: 42 }
+        Self { valid_fraction: 0.0, test_fraction: 0.2, stratify: true, chronological: false, seed: 42 }
     }
 }
 
@@ -55,8 +59,24 @@ pub struct Split {
 ///
 /// Stratified: within each class the rows are shuffled and `round(fraction × class size)` go to
 /// test, then to validation; the rest train. Not stratified: the same over all rows at once.
+/// Chronological: the last `round(test_fraction × rows)` rows test, the validation rows just
+/// before them, the first rows train.
 pub fn split(labels: &[u32], classes: usize, options: &SplitOptions) -> Result<Split> {
     options.validate()?;
+    if options.chronological {
+        let n = labels.len();
+        let test = (options.test_fraction * n as f64).round() as usize;
+        let valid = ((options.valid_fraction * n as f64).round() as usize).min(n - test);
+        let train_end = n - test - valid;
+        if train_end == 0 {
+            return Err(Error::InvalidOption(format!("no rows left to train on out of {n}")));
+        }
+        return Ok(Split {
+            train: (0..train_end).collect(),
+            valid: (train_end..n - test).collect(),
+            test: (n - test..n).collect(),
+        });
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let groups: Vec<Vec<usize>> = if options.stratify {
         let mut by_class = vec![Vec::new(); classes];
@@ -134,7 +154,7 @@ mod tests {
     #[test]
     fn stratified_proportions_and_disjoint_cover() {
         let y = labels();
-        let opts = SplitOptions { valid_fraction: 0.1, test_fraction: 0.2, stratify: true, seed: 7 };
+        let opts = SplitOptions { valid_fraction: 0.1, test_fraction: 0.2, seed: 7, ..SplitOptions::default() };
         let s = split(&y, 3, &opts).unwrap();
         let count = |rows: &[usize], c: u32| rows.iter().filter(|&&r| y[r] == c).count();
         assert_eq!([count(&s.test, 0), count(&s.test, 1), count(&s.test, 2)], [140, 40, 20]);
@@ -146,6 +166,18 @@ mod tests {
         // Same seed, same split; another seed, another split.
         assert_eq!(split(&y, 3, &opts).unwrap(), s);
         assert_ne!(split(&y, 3, &SplitOptions { seed: 8, ..opts }).unwrap().test, s.test);
+    }
+
+    #[test]
+    fn chronological_keeps_the_row_order() {
+        let y = labels();
+        let opts = SplitOptions { valid_fraction: 0.1, test_fraction: 0.25, chronological: true, ..Default::default() };
+        let s = split(&y, 3, &opts).unwrap();
+        assert_eq!(s.train, (0..650).collect::<Vec<_>>());
+        assert_eq!(s.valid, (650..750).collect::<Vec<_>>());
+        assert_eq!(s.test, (750..1000).collect::<Vec<_>>());
+        // The seed plays no part.
+        assert_eq!(split(&y, 3, &SplitOptions { seed: 9, ..opts }).unwrap(), s);
     }
 
     #[test]

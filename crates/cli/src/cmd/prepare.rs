@@ -54,6 +54,9 @@ pub struct PrepArgs {
     /// Split without keeping class proportions.
     #[arg(long)]
     pub no_stratify: bool,
+    /// Split in file order: train on the first rows, test on the last (time series); no shuffle.
+    #[arg(long)]
+    pub chronological: bool,
     /// Seed of the split and of every random choice of the model (sampling, initial weights).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -120,6 +123,7 @@ impl PrepArgs {
                 valid_fraction: self.valid_fraction,
                 test_fraction: self.test_fraction,
                 stratify: !self.no_stratify,
+                chronological: self.chronological,
                 seed: self.seed,
             },
             preprocess: PreprocessOptions {

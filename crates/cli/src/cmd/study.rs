@@ -67,6 +67,7 @@ struct PrepareSection {
     valid_fraction: Option<f64>,
     test_data: Option<String>,
     stratify: Option<bool>,
+    chronological: Option<bool>,
     seed: Option<u64>,
     scaling: Option<String>,
     encoding: Option<String>,
@@ -194,6 +195,9 @@ fn to_command_line(study: &Study, base: &Path, json: bool) -> Result<Vec<String>
         }
         if p.stratify == Some(false) {
             args.push("--no-stratify".into());
+        }
+        if p.chronological == Some(true) {
+            args.push("--chronological".into());
         }
     }
     if json {
