@@ -423,7 +423,7 @@ pub fn fit(
     };
 
     let started = Instant::now();
-    let mut stop_reason = "epochs".to_owned();
+    let mut stop_reason = "max_epochs".to_owned();
     let steps_per_epoch = train.labels.len().div_ceil(p.batch_size) as u64;
     for epoch in start_epoch..p.epochs {
         let epoch_started = Instant::now();
