@@ -119,8 +119,9 @@ impl Architecture {
             }
             ModelKind::Lstm | ModelKind::Gru => {
                 let gates = if self.kind == ModelKind::Lstm { 4 } else { 3 };
-                weights += gates * (2 + self.units + 1) * self.units; // input (1 wide) and hidden transforms, biased
-                acts += self.n_features * self.units * (gates + 2);
+                // Input and hidden transforms per gate, each with a bias.
+                weights += gates * (self.step_features + 1 + self.units + 1) * self.units;
+                acts += self.n_features / self.step_features.max(1) * self.units * (gates + 2);
                 self.units
             }
             ModelKind::Lr | ModelKind::Tree => 0,
@@ -149,16 +150,20 @@ fn gate_weights(gate: &GateController) -> (Tensor<2>, Tensor<2>, Tensor<1>) {
     (wx, wh, b)
 }
 
-/// The input's contribution to every gate at step `t`: one value per row times the gates'
-/// input weights, plus the biases. Computed per step from the input (which needs no gradient)
-/// rather than sliced out of an all-steps projection, whose slices' backward would each
-/// allocate and fill a tensor the size of all steps.
+/// The input's contribution to every gate at step `t`: the step's values (columns
+/// `t·s .. (t+1)·s` of each row, `s` = rows of `wx`) times the gates' input weights, plus the
+/// biases. Computed per step from the input (which needs no gradient) rather than sliced out
+/// of an all-steps projection, whose slices' backward would each allocate and fill a tensor
+/// the size of all steps. One value per step is a broadcast product, cheaper than a matmul.
 fn input_step(x: &Tensor<2>, t: usize, wx: &Tensor<2>, b: &Tensor<2>) -> Tensor<2> {
     let rows = x.dims()[0];
-    x.clone().slice([0..rows, t..t + 1]) * wx.clone() + b.clone()
+    let s = wx.dims()[0];
+    let xt = x.clone().slice([0..rows, t * s..(t + 1) * s]);
+    let projected = if s == 1 { xt * wx.clone() } else { xt.matmul(wx.clone()) };
+    projected + b.clone()
 }
 
-/// The last hidden state of an LSTM over the `rows × steps` input, as Keras's LSTM:
+/// The last hidden state of an LSTM over the `rows × (steps · step values)` input, as Keras's LSTM:
 /// i, f, o = σ(Wx + Uh + b), g = tanh(Wx + Uh + b), c = f·c + i·g, h = o·tanh(c).
 /// The four gates are computed together (one product with the hidden state per step), which
 /// matters on CPU where the cost is per operation at these sizes.
@@ -173,7 +178,7 @@ fn lstm_last_state(lstm: &Lstm, x: &Tensor<2>, units: usize) -> Tensor<2> {
     let b = Tensor::cat(parts.iter().map(|p| p.2.clone()).collect(), 0).reshape([1, 4 * units]);
     let zeros = Tensor::<2>::zeros([rows, units], (&x.device(), x.dtype()));
     let (mut h, mut c) = (zeros.clone(), zeros);
-    for t in 0..d {
+    for t in 0..d / wx.dims()[0] {
         let z = input_step(x, t, &wx, &b) + h.matmul(wh.clone());
         let sig = activation::sigmoid(z.clone().slice([0..rows, 0..3 * units]));
         let g = activation::tanh(z.slice([0..rows, 3 * units..4 * units]));
@@ -186,7 +191,7 @@ fn lstm_last_state(lstm: &Lstm, x: &Tensor<2>, units: usize) -> Tensor<2> {
     h
 }
 
-/// The last hidden state of a GRU over the `rows × steps` input, as Keras's GRU
+/// The last hidden state of a GRU over the `rows × (steps · step values)` input, as Keras's GRU
 /// (reset_after=True): z, r = σ(Wx + Uh + b), n = tanh(Wx + b + r·(Uh + b')), h = z·h + (1 − z)·n.
 fn gru_last_state(gru: &Gru, x: &Tensor<2>, units: usize) -> Tensor<2> {
     let [rows, d] = x.dims();
@@ -200,7 +205,7 @@ fn gru_last_state(gru: &Gru, x: &Tensor<2>, units: usize) -> Tensor<2> {
     let wh = Tensor::cat(gates.iter().map(|g| g.hidden_transform.weight.val()).collect(), 1);
     let bh = Tensor::cat(gates.iter().map(|g| bias(&g.hidden_transform)).collect(), 0).reshape([1, 3 * units]);
     let mut h = Tensor::<2>::zeros([rows, units], (&x.device(), x.dtype()));
-    for t in 0..d {
+    for t in 0..d / wx.dims()[0] {
         let xt = input_step(x, t, &wx, &bx);
         let ht = h.clone().matmul(wh.clone()) + bh.clone();
         let zr =
@@ -243,14 +248,15 @@ impl Net {
                 }
             }
             ModelKind::Lstm => {
-                let mut layer = LstmConfig::new(1, arch.units, true).with_initializer(GLOROT).init(device);
+                let mut layer =
+                    LstmConfig::new(arch.step_features, arch.units, true).with_initializer(GLOROT).init(device);
                 if let Some(gate) = layer.forget_gate.as_mut() {
                     gate.input_transform.bias = Some(Param::from_tensor(Tensor::ones([arch.units], device)));
                 }
                 lstm = Some(layer);
             }
             ModelKind::Gru => {
-                gru = Some(GruConfig::new(1, arch.units, true).with_initializer(GLOROT).init(device));
+                gru = Some(GruConfig::new(arch.step_features, arch.units, true).with_initializer(GLOROT).init(device));
             }
             _ => {}
         }
@@ -318,7 +324,7 @@ impl Net {
                 img.reshape([rows, c * h * w])
             }
             ModelKind::Lstm | ModelKind::Gru => {
-                // Each feature is one time step of one value; the head reads the last hidden state.
+                // Every `step_features` columns are one time step; the head reads the last hidden state.
                 // The steps run here rather than through Burn's Lstm/Gru::forward, which allocate
                 // their output sequence in the default float dtype (breaking bf16 / f16 / f64)
                 // and keep every step's state when the head needs only the last.

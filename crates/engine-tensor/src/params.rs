@@ -26,6 +26,11 @@ pub struct Architecture {
     pub pool_size: usize,
     /// Recurrent units (LSTM, GRU).
     pub units: usize,
+    /// Values per time step (LSTM, GRU): a row is `n_features / step_features` steps, oldest
+    /// first, each `step_features` consecutive columns (Keras's `(timesteps, features)` input
+    /// flattened row-major). 1 reads the feature vector as a sequence of single values.
+    #[serde(default = "one")]
+    pub step_features: usize,
     /// Image height, width and channels (2-D CNN).
     pub image_shape: Option<[usize; 3]>,
     /// Activation of dense and convolution layers: relu, tanh, sigmoid, gelu or linear.
@@ -130,8 +135,17 @@ pub fn parse(
             return Err(invalid("model", kind.name(), "mlp, cnn, lstm, gru or cnn2d for the tensor engine"));
         }
     };
-    if matches!(kind, ModelKind::Lstm | ModelKind::Gru) && units == 0 {
+    let recurrent = matches!(kind, ModelKind::Lstm | ModelKind::Gru);
+    if recurrent && units == 0 {
         return Err(invalid("units", "0", "at least 1"));
+    }
+    let step_features = if recurrent { m.take_usize("step_features", 1)? } else { 1 };
+    if step_features == 0 || !n_features.is_multiple_of(step_features) {
+        return Err(invalid(
+            "step_features",
+            &step_features.to_string(),
+            &format!("a divisor of the {n_features} features (values per time step)"),
+        ));
     }
     let convolutional = matches!(kind, ModelKind::Cnn | ModelKind::Cnn2d);
     let kernel_size = if convolutional { m.take_usize("kernel_size", 3)? } else { 0 };
@@ -170,6 +184,7 @@ pub fn parse(
         kernel_size,
         pool_size,
         units,
+        step_features,
         image_shape,
         activation,
         dropout,
@@ -213,6 +228,11 @@ pub fn parse(
         return Err(invalid("momentum", &train.momentum.to_string(), "a value in [0, 1)"));
     }
     Ok((arch, train))
+}
+
+/// Saved architectures from before `step_features` read one value per step.
+fn one() -> usize {
+    1
 }
 
 fn square_image(n_features: usize) -> Result<[usize; 3]> {

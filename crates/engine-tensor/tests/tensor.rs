@@ -119,6 +119,52 @@ fn every_model_learns_a_learnable_problem() {
     assert!(acc >= 0.98, "cnn2d reached only {acc:.3}");
 }
 
+/// Sequences of 10 steps × 2 channels; class 1 when channel a's last value is below channel b's
+/// first, so the label depends on a value at each end of the sequence and on which column of a
+/// step it sits in: read as 20 single-value steps, the two would be just positions.
+fn two_channel_sequences(rows: usize, seed: u64) -> Prepared {
+    let (steps, channels) = (10, 2);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut features = Vec::with_capacity(rows * steps * channels);
+    let mut labels = Vec::with_capacity(rows);
+    for _ in 0..rows {
+        let x: Vec<f32> = (0..steps * channels).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();
+        let (a_last, b_first) = (x[(steps - 1) * channels], x[1]);
+        labels.push(u32::from(a_last < b_first));
+        features.extend(x);
+    }
+    Prepared {
+        features,
+        n_features: steps * channels,
+        labels,
+        feature_names: (0..steps).flat_map(|t| [format!("a_t{t}"), format!("b_t{t}")]).collect(),
+        class_names: vec!["no".into(), "yes".into()],
+        categorical_features: Vec::new(),
+    }
+}
+
+#[test]
+fn recurrent_models_read_steps_of_several_values() {
+    let (train, test) = (two_channel_sequences(3000, 5), two_channel_sequences(1000, 6));
+    let engine = TensorEngine::default();
+    for kind in [ModelKind::Lstm, ModelKind::Gru] {
+        let params = [("epochs", "15"), ("batch_size", "32"), ("units", "16"), ("learning_rate", "0.005")];
+        let mut with_steps = params.to_vec();
+        with_steps.push(("step_features", "2"));
+        let (model, _) =
+            engine.fit(&spec(kind, &with_steps), &train, &empty_like(&train), &RunContext::default()).unwrap();
+        let acc = accuracy(model.as_ref(), &test);
+        assert!(acc >= 0.93, "{} over 10 steps of 2 reached only {acc:.3}", kind.name());
+    }
+    // The steps are part of the architecture: 2 values per step is a wider input transform.
+    let (one, _) = parse(ModelKind::Lstm, ParamMap::new().with("units", "4"), 20, 2).unwrap();
+    let (two, _) =
+        parse(ModelKind::Lstm, ParamMap::new().with("units", "4").with("step_features", "2"), 20, 2).unwrap();
+    assert_eq!(two.weight_count().unwrap() - one.weight_count().unwrap(), 4 * 4);
+    let err = parse(ModelKind::Gru, ParamMap::new().with("step_features", "3"), 20, 2).unwrap_err();
+    assert!(err.to_string().contains("a divisor of the 20 features"), "{err}");
+}
+
 /// Collects every float parameter's id, values and the gradient `grads` holds for it.
 struct Collect<'a> {
     grads: &'a GradientsParams,
@@ -207,6 +253,9 @@ fn gradients_match_finite_differences_in_f64() {
     check_gradients(ModelKind::Cnn, &[("filters", "2,3"), ("dense", "4"), ("activation", "tanh")], 9);
     check_gradients(ModelKind::Lstm, &[("units", "3")], 4);
     check_gradients(ModelKind::Gru, &[("units", "3")], 4);
+    // Real sequences: 3 steps of 2 values.
+    check_gradients(ModelKind::Lstm, &[("units", "3"), ("step_features", "2")], 6);
+    check_gradients(ModelKind::Gru, &[("units", "3"), ("step_features", "2")], 6);
     check_gradients(
         ModelKind::Cnn2d,
         &[("filters", "2"), ("dense", "3"), ("activation", "tanh"), ("image_shape", "5x5")],

@@ -244,6 +244,10 @@ pub struct ModelParams {
     /// lstm, gru: recurrent units [64].
     #[arg(long)]
     pub units: Option<usize>,
+    /// lstm, gru: values per time step; each row is its features cut into steps of this many,
+    /// oldest first (what `trainbench windows` writes) [1].
+    #[arg(long)]
+    pub step_features: Option<usize>,
     /// cnn2d: image shape HxW or HxWxC of the pixel columns [square, 1 channel].
     #[arg(long)]
     pub image_shape: Option<String>,
@@ -294,6 +298,7 @@ impl ModelParams {
         set("kernel_size", self.kernel_size.map(|v| v.to_string()));
         set("pool_size", self.pool_size.map(|v| v.to_string()));
         set("units", self.units.map(|v| v.to_string()));
+        set("step_features", self.step_features.map(|v| v.to_string()));
         set("image_shape", self.image_shape.clone());
         set("log_every_steps", self.log_every_steps.map(|v| v.to_string()));
         p
