@@ -26,6 +26,8 @@ enum Command {
     Inspect(cmd::inspect::InspectArgs),
     /// Load, clean, split and preprocess a data file, and print what was done.
     Prepare(cmd::prepare::PrepareArgs),
+    /// Cut a time series into sliding windows for the LSTM and GRU models.
+    Windows(cmd::windows::WindowsArgs),
     /// Train one model with one engine and print its metrics on the test rows.
     Train(Box<cmd::train::TrainArgs>),
     /// Apply a saved model to new data (streamed: any size).
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Command::Gen(a) => cmd::generate::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Prepare(a) => cmd::prepare::run(a),
+        Command::Windows(a) => cmd::windows::run(a),
         Command::Train(a) => cmd::train::run(*a),
         Command::Predict(a) => cmd::predict::run(a),
         Command::Compare(a) => cmd::compare::run_compare(*a),

@@ -14,6 +14,79 @@ fn generate(dir: &Path, rows: &str) {
 }
 
 #[test]
+fn windows_of_a_time_series_train_an_lstm_in_time_order() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two channels of a slow wave; the label of step t says whether channel a rose into it.
+    let mut text = String::from("a,b,moved\n");
+    let a = |t: usize| (t as f64 * 0.3).sin();
+    for t in 0..700 {
+        let moved = if t > 0 && a(t) <= a(t - 1) { "down" } else { "up" };
+        text.push_str(&format!("{:.5},{:.5},{moved}\n", a(t), (t as f64 * 0.3).cos()));
+    }
+    std::fs::write(dir.path().join("series.csv"), text).unwrap();
+    let w = json(&trainbench(
+        &[
+            "windows",
+            "--data",
+            "series.csv",
+            "--label",
+            "moved",
+            "--window",
+            "6",
+            "--horizon",
+            "1",
+            "--out",
+            "w.csv",
+            "--json",
+        ],
+        dir.path(),
+    ));
+    assert_eq!(w["windows"], 700 - 6 - 1 + 1);
+    assert_eq!(w["step_features"], 2);
+    let header = std::fs::read_to_string(dir.path().join("w.csv")).unwrap();
+    assert!(header.starts_with("a_t-5,b_t-5,a_t-4,"), "{}", &header[..60]);
+
+    let run = json(&trainbench(
+        &[
+            "train",
+            "--engine",
+            "tensor",
+            "--model",
+            "lstm",
+            "--data",
+            "w.csv",
+            "--label",
+            "moved",
+            "--step-features",
+            "2",
+            "--units",
+            "16",
+            "--epochs",
+            "20",
+            "--batch-size",
+            "16",
+            "--learning-rate",
+            "0.01",
+            "--chronological",
+            "--json",
+        ],
+        dir.path(),
+    ));
+    // The last fifth of the windows, in time order, is the test.
+    assert_eq!(run["test_rows"], 139);
+    let acc = run["accuracy"].as_f64().unwrap();
+    assert!(acc >= 0.9, "LSTM over windows reached only {acc}");
+
+    // A string column cannot be cut into a numeric series: one line, exit code 2.
+    std::fs::write(dir.path().join("bad.csv"), "a,city,y\n1,Oslo,p\n2,Rome,q\n3,Oslo,p\n").unwrap();
+    let o =
+        trainbench(&["windows", "--data", "bad.csv", "--label", "y", "--window", "2", "--out", "x.csv"], dir.path());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("column 'city'") && err.contains("numeric"), "{err}");
+}
+
+#[test]
 fn tensor_train_save_predict_and_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

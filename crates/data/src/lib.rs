@@ -1,6 +1,6 @@
-//! Data for trainbench: loading (CSV, Parquet, IDX), cleaning, splitting, preprocessing, and
-//! synthetic generators. Both engines train on what this crate produces, so they see the same
-//! rows transformed the same way.
+//! Data for trainbench: loading (CSV, Parquet, IDX), cleaning, splitting, preprocessing, sliding
+//! windows over time series, and synthetic generators. Both engines train on what this crate
+//! produces, so they see the same rows transformed the same way.
 //!
 //! # Example
 //!
@@ -32,6 +32,7 @@ mod prepared;
 mod preprocess;
 mod split;
 mod table;
+mod window;
 
 pub use clean::{CleanOptions, CleanReport, MissingPolicy, clean};
 pub use error::{Error, Result};
@@ -50,3 +51,4 @@ pub use preprocess::{
 };
 pub use split::{Split, SplitOptions, split, stratified_kfold};
 pub use table::{Column, ColumnData, ColumnKind, MISSING_CODE, Table};
+pub use window::{WindowOptions, WindowSummary, write_windows};

@@ -10,3 +10,4 @@ pub mod runner;
 pub mod study;
 pub mod train;
 pub mod tune;
+pub mod windows;
