@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Criterion benchmarks of the hot kernels (LR loss-and-gradient pass, tree histogram pass, MLP
-# forward + backward over blocks, CSV load) beside the machine's measured read bandwidth and
-# f32 matrix-multiply rate, all on one thread, then a table of each kernel's rows/s, GB/s and
-# GFLOP/s as a share of those limits.
+# forward + backward over blocks, CSV load; the tensor engine's MLP step per batch) beside the
+# machine's measured read bandwidth and f32 matrix-multiply rate, all on one thread, then a
+# table of each kernel's rows/s, GB/s and GFLOP/s as a share of those limits.
 #
 # Usage: bench/kernels.sh [--quick]   (--quick: criterion's quick mode, fewer samples)
 # Not run in CI (too slow); CI checks --help only.
@@ -19,6 +19,9 @@ while [[ $# -gt 0 ]]; do
 done
 
 echo "# $(date -u +%F) $(git rev-parse --short HEAD); one thread; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-cargo bench -q -p trainbench-engine-spark --bench kernels -- "${args[@]}" >&2
+# One thread for all: Burn's flex backend would otherwise spread a batch over the rayon pool.
+export RAYON_NUM_THREADS=1
+# Both crates in one invocation, so their dependencies are built once with the same features.
+cargo bench -q -p trainbench-engine-spark -p trainbench-engine-tensor --bench kernels -- "${args[@]}" >&2
 dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 python3 bench/kernels_table.py "$dir/criterion"

@@ -50,7 +50,7 @@ def main(root):
         gbs = tp["bytes"] / seconds / 1e9
         flops = "–"
         flop_share = "–"
-        if meta["function_id"].startswith("mlp"):
+        if "mlp" in meta["function_id"]:
             layers = [int(v) for v in meta["value_str"].split("-")]
             gflops = tp["elements"] * mlp_flops_per_row(layers) / seconds / 1e9
             flops = f"{gflops:.1f}"
