@@ -9,6 +9,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use trainbench_data::Partitioned;
+use trainbench_engine::fastmath::{exp_f32, sigmoid_f32};
 use trainbench_engine::{Error, LogEntry, Result, TrainLog, TrainedModel};
 
 use crate::executor::{Executor, add_into};
@@ -77,33 +78,6 @@ fn matmul((m, k, n): (usize, usize, usize), a: &[f32], read_a: Read, b: &[f32], 
     }
 }
 
-/// e^x in f32 arithmetic that the compiler can vectorize (libm's `expf` is a call per value, and
-/// the hidden layers need one per unit per row): x = n·ln2 + r with n = round(x·log2 e) and
-/// |r| ≤ ln2/2, r computed with ln2 split in two parts (Cody–Waite) so it stays exact, e^r by its
-/// Taylor series to r⁶, times 2^n built from exponent bits. Within a few f32 ulp of `expf`;
-/// inputs are clamped to ±87, where f32's range ends.
-#[inline(always)]
-fn exp_f32(x: f32) -> f32 {
-    const ROUND: f32 = 12_582_912.0; // 1.5 · 2^23: adding and subtracting it rounds to an integer
-    const LN2_HI: f32 = 0.693_359_4; // few mantissa bits: n · LN2_HI is exact
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    let x = x.clamp(-87.0, 87.0);
-    let shifted = x * std::f32::consts::LOG2_E + ROUND;
-    let n = shifted - ROUND;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    // n sits in the low mantissa bits of `shifted` (whose own bits are ROUND's plus n), so 2^n
-    // comes from integer arithmetic alone: `n as i32` would be a saturating conversion that
-    // keeps the loop from vectorizing.
-    let biased = shifted.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127);
-    p * f32::from_bits(biased << 23)
-}
-
-#[inline(always)]
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp_f32(-x))
-}
-
 /// The sigmoid of every value. The hidden layers need one per unit per row, so the loop is
 /// also compiled for AVX2 + FMA (8 lanes instead of the baseline target's 4) and that copy is
 /// chosen at run time when the CPU has them. Both give the same bits: the same f32 operations
@@ -114,13 +88,13 @@ fn sigmoid_in_place(v: &mut [f32]) {
         // SAFETY: the CPU has AVX2 and FMA, checked just above.
         return unsafe { sigmoid_in_place_avx2(v) };
     }
-    v.iter_mut().for_each(|x| *x = sigmoid(*x));
+    v.iter_mut().for_each(|x| *x = sigmoid_f32(*x));
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn sigmoid_in_place_avx2(v: &mut [f32]) {
-    v.iter_mut().for_each(|x| *x = sigmoid(*x));
+    v.iter_mut().for_each(|x| *x = sigmoid_f32(*x));
 }
 
 impl MlpModel {
@@ -415,23 +389,10 @@ mod tests {
     }
 
     #[test]
-    fn fast_exp_is_as_precise_as_f32() {
-        // Below about −80 results are subnormal (< 1e-35) and lose relative precision, which
-        // is irrelevant next to the 1 of a sigmoid or the largest term of a softmax.
-        for i in -8000..=8700 {
-            let x = i as f32 * 0.01;
-            let (fast, libm) = (exp_f32(x), x.exp());
-            assert!((fast - libm).abs() <= 4.0 * f32::EPSILON * libm, "exp({x}): {fast} vs {libm}");
-        }
-        assert_eq!(sigmoid(-200.0), 1.0 / (1.0 + exp_f32(87.0)));
-        assert_eq!(sigmoid(200.0), 1.0);
-    }
-
-    #[test]
     fn vector_sigmoid_gives_the_scalar_bits() {
         // From the clamped ends through the middle, with a tail that fills no whole vector.
         let mut v: Vec<f32> = (0..4001).map(|i| (i as f32 - 2000.0) * 0.05).collect();
-        let scalar: Vec<u32> = v.iter().map(|&x| sigmoid(x).to_bits()).collect();
+        let scalar: Vec<u32> = v.iter().map(|&x| sigmoid_f32(x).to_bits()).collect();
         sigmoid_in_place(&mut v);
         assert_eq!(v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), scalar);
         assert!(v[0] > 0.0 && v[0] < 1e-37 && v[4000] == 1.0);

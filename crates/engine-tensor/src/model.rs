@@ -14,6 +14,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use trainbench_engine::{Error, ModelKind, Result};
 
+use crate::cells;
 use crate::params::Architecture;
 
 const GLOROT: Initializer = Initializer::XavierUniform { gain: 1.0 };
@@ -178,8 +179,14 @@ fn lstm_last_state(lstm: &Lstm, x: &Tensor<2>, units: usize) -> Tensor<2> {
     let b = Tensor::cat(parts.iter().map(|p| p.2.clone()).collect(), 0).reshape([1, 4 * units]);
     let zeros = Tensor::<2>::zeros([rows, units], (&x.device(), x.dtype()));
     let (mut h, mut c) = (zeros.clone(), zeros);
+    let fused = cells::supported(x);
     for t in 0..d / wx.dims()[0] {
         let z = input_step(x, t, &wx, &b) + h.matmul(wh.clone());
+        if fused {
+            c = cells::lstm_cell(z.clone(), c);
+            h = cells::lstm_hidden(z, c.clone());
+            continue;
+        }
         let sig = activation::sigmoid(z.clone().slice([0..rows, 0..3 * units]));
         let g = activation::tanh(z.slice([0..rows, 3 * units..4 * units]));
         let i = sig.clone().slice([0..rows, 0..units]);
@@ -205,9 +212,14 @@ fn gru_last_state(gru: &Gru, x: &Tensor<2>, units: usize) -> Tensor<2> {
     let wh = Tensor::cat(gates.iter().map(|g| g.hidden_transform.weight.val()).collect(), 1);
     let bh = Tensor::cat(gates.iter().map(|g| bias(&g.hidden_transform)).collect(), 0).reshape([1, 3 * units]);
     let mut h = Tensor::<2>::zeros([rows, units], (&x.device(), x.dtype()));
+    let fused = cells::supported(x);
     for t in 0..d / wx.dims()[0] {
         let xt = input_step(x, t, &wx, &bx);
         let ht = h.clone().matmul(wh.clone()) + bh.clone();
+        if fused {
+            h = cells::gru_cell(xt, ht, h);
+            continue;
+        }
         let zr =
             activation::sigmoid(xt.clone().slice([0..rows, 0..2 * units]) + ht.clone().slice([0..rows, 0..2 * units]));
         let z = zr.clone().slice([0..rows, 0..units]);

@@ -6,6 +6,8 @@
 //! engine's probabilities the same way.
 #![warn(missing_docs)]
 
+pub mod fastmath;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 

@@ -1,0 +1,491 @@
+//! Fused recurrent cells for the flex CPU backend.
+//!
+//! An LSTM or GRU step written with tensor operations is a dozen elementwise operations forward
+//! and more backward, each a pass over the batch with a libm call per value for the sigmoids and
+//! tanhs; on CPU at Keras's sizes that costs several times the step's matrix products. Here the
+//! elementwise part of a step is one operation with a hand-written backward (Burn's backend
+//! extension mechanism), computed in one pass with vectorizable f32 arithmetic
+//! ([`trainbench_engine::fastmath`]) or with std's f64 functions.
+//!
+//! The composed versions in `model.rs` stay for other backends and for bf16 / f16; the tests
+//! check that both give the same values and gradients.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Dispatch, DispatchDevice, Flex, backend_extension};
+use burn::tensor::{DType, Element, Tensor, TensorData};
+use trainbench_engine::fastmath::{sigmoid_f32, tanh_f32};
+
+/// Whether the fused cells can run on tensors of this device and dtype.
+pub fn supported(x: &Tensor<2>) -> bool {
+    matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_)) && matches!(x.dtype(), DType::F32 | DType::F64)
+}
+
+/// The LSTM's new cell state c' = σ(z_f)·c + σ(z_i)·tanh(z_g) from the step's gate
+/// pre-activations `z` (`rows × 4u`, gates in the order i, f, o, g) and the cell state `c`.
+pub fn lstm_cell(z: Tensor<2>, c: Tensor<2>) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as FusedCells>::lstm_cell(z.into_dispatch(), c.into_dispatch()))
+}
+
+/// The LSTM's hidden state h = σ(z_o)·tanh(c') from the gate pre-activations and the new cell
+/// state.
+pub fn lstm_hidden(z: Tensor<2>, c: Tensor<2>) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as FusedCells>::lstm_hidden(z.into_dispatch(), c.into_dispatch()))
+}
+
+/// The GRU's new hidden state (Keras's reset_after=True) from the input part `xw` = x·W + b and
+/// the hidden part `hu` = h·U + b' of the pre-activations (both `rows × 3u`, gates z, r, n):
+/// z, r = σ(xw + hu), n = tanh(xw_n + r·hu_n), h' = z·h + (1 − z)·n.
+pub fn gru_cell(xw: Tensor<2>, hu: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as FusedCells>::gru_cell(xw.into_dispatch(), hu.into_dispatch(), h.into_dispatch()))
+}
+
+/// The fused cell operations, implemented for flex and for autodiff over flex.
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedCells: Backend {
+    /// See [`lstm_cell`].
+    fn lstm_cell(z: FloatTensor<Self>, c: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// See [`lstm_hidden`].
+    fn lstm_hidden(z: FloatTensor<Self>, c: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// See [`gru_cell`].
+    fn gru_cell(xw: FloatTensor<Self>, hu: FloatTensor<Self>, h: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// The float types the kernels run in: f32 with the vectorizable functions, f64 with std's.
+trait CellFloat:
+    Element + bytemuck::Pod + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self> + std::ops::Mul<Output = Self>
+{
+    const ONE: Self;
+    const ZERO: Self;
+    fn sigmoid(self) -> Self;
+    fn tanh(self) -> Self;
+}
+
+impl CellFloat for f32 {
+    const ONE: Self = 1.0;
+    const ZERO: Self = 0.0;
+    #[inline(always)]
+    fn sigmoid(self) -> Self {
+        sigmoid_f32(self)
+    }
+    #[inline(always)]
+    fn tanh(self) -> Self {
+        tanh_f32(self)
+    }
+}
+
+impl CellFloat for f64 {
+    const ONE: Self = 1.0;
+    const ZERO: Self = 0.0;
+    #[inline(always)]
+    fn sigmoid(self) -> Self {
+        1.0 / (1.0 + (-self).exp())
+    }
+    #[inline(always)]
+    fn tanh(self) -> Self {
+        f64::tanh(self)
+    }
+}
+
+/// A tensor's values, contiguous, and its `[rows, cols]`.
+fn values<E: CellFloat>(t: &FlexTensor) -> (FlexTensor, usize, usize) {
+    let t = t.to_contiguous();
+    let dims = t.layout().shape().dims::<2>();
+    (t, dims[0], dims[1])
+}
+
+fn slice<E: CellFloat>(t: &FlexTensor) -> &[E] {
+    t.as_slice::<E>().expect("contiguous after to_contiguous")
+}
+
+fn tensor<E: CellFloat>(v: Vec<E>, rows: usize, cols: usize) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(v, [rows, cols]))
+}
+
+/// Runs `$body` with `$E` bound to the tensor's float type (f32 or f64; [`supported`] keeps the
+/// others away).
+macro_rules! by_dtype {
+    ($t:expr, $E:ident => $body:expr) => {
+        match $t.dtype() {
+            DType::F32 => {
+                type $E = f32;
+                $body
+            }
+            DType::F64 => {
+                type $E = f64;
+                $body
+            }
+            other => panic!("fused recurrent cells run in f32 or f64, not {other:?}"),
+        }
+    };
+}
+
+/// Runs `kernel` compiled for AVX2 + FMA when the CPU has them (8 f32 lanes instead of the
+/// baseline target's 4): the kernel is inlined into a function with those features enabled.
+/// Same bits either way, since Rust never fuses a multiply and an add on its own.
+#[inline(always)]
+fn vectorized<R>(kernel: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        #[target_feature(enable = "avx2,fma")]
+        fn with_avx2<R>(kernel: impl FnOnce() -> R) -> R {
+            kernel()
+        }
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
+        return unsafe { with_avx2(kernel) };
+    }
+    kernel()
+}
+
+#[inline(always)]
+fn lstm_cell_forward<E: CellFloat>(z: &FlexTensor, c: &FlexTensor) -> FlexTensor {
+    let ((z, rows, _), (c, _, u)) = (values::<E>(z), values::<E>(c));
+    let (z, c) = (slice::<E>(&z), slice::<E>(&c));
+    let mut out = vec![E::ZERO; rows * u];
+    for ((zr, cr), or) in z.chunks_exact(4 * u).zip(c.chunks_exact(u)).zip(out.chunks_exact_mut(u)) {
+        let (zi, zf, zg) = (&zr[..u], &zr[u..2 * u], &zr[3 * u..]);
+        for k in 0..u {
+            or[k] = zf[k].sigmoid() * cr[k] + zi[k].sigmoid() * zg[k].tanh();
+        }
+    }
+    tensor(out, rows, u)
+}
+
+/// Gradients of [`lstm_cell`] for `dc_new`: (dz, dc), dz's o block zero.
+#[inline(always)]
+fn lstm_cell_backward<E: CellFloat>(z: &FlexTensor, c: &FlexTensor, grad: &FlexTensor) -> (FlexTensor, FlexTensor) {
+    let ((z, rows, _), (c, _, u), (g, _, _)) = (values::<E>(z), values::<E>(c), values::<E>(grad));
+    let (z, c, g) = (slice::<E>(&z), slice::<E>(&c), slice::<E>(&g));
+    let (mut dz, mut dc) = (vec![E::ZERO; rows * 4 * u], vec![E::ZERO; rows * u]);
+    let rows_in = z.chunks_exact(4 * u).zip(c.chunks_exact(u)).zip(g.chunks_exact(u));
+    for (((zr, cr), gr), (dzr, dcr)) in rows_in.zip(dz.chunks_exact_mut(4 * u).zip(dc.chunks_exact_mut(u))) {
+        let (dzi, rest) = dzr.split_at_mut(u);
+        let (dzf, rest) = rest.split_at_mut(u);
+        lstm_cell_backward_row([&zr[..u], &zr[u..2 * u], &zr[3 * u..], cr, gr], dzi, dzf, &mut rest[u..], dcr);
+    }
+    (tensor(dz, rows, 4 * u), tensor(dc, rows, u))
+}
+
+/// One row of [`lstm_cell_backward`]. The outputs are separate arguments so that the compiler
+/// knows they do not overlap, which it needs to vectorize the loop.
+#[inline(always)]
+fn lstm_cell_backward_row<E: CellFloat>(inputs: [&[E]; 5], dzi: &mut [E], dzf: &mut [E], dzg: &mut [E], dc: &mut [E]) {
+    let n = dc.len();
+    let [zi, zf, zg, c, g] = inputs.map(|v| &v[..n]);
+    let (dzi, dzf, dzg) = (&mut dzi[..n], &mut dzf[..n], &mut dzg[..n]);
+    for k in 0..n {
+        let (i, f, gg) = (zi[k].sigmoid(), zf[k].sigmoid(), zg[k].tanh());
+        dzi[k] = g[k] * gg * i * (E::ONE - i);
+        dzf[k] = g[k] * c[k] * f * (E::ONE - f);
+        dzg[k] = g[k] * i * (E::ONE - gg * gg);
+        dc[k] = g[k] * f;
+    }
+}
+
+#[inline(always)]
+fn lstm_hidden_forward<E: CellFloat>(z: &FlexTensor, c: &FlexTensor) -> FlexTensor {
+    let ((z, rows, _), (c, _, u)) = (values::<E>(z), values::<E>(c));
+    let (z, c) = (slice::<E>(&z), slice::<E>(&c));
+    let mut out = vec![E::ZERO; rows * u];
+    for ((zr, cr), or) in z.chunks_exact(4 * u).zip(c.chunks_exact(u)).zip(out.chunks_exact_mut(u)) {
+        let zo = &zr[2 * u..3 * u];
+        for k in 0..u {
+            or[k] = zo[k].sigmoid() * cr[k].tanh();
+        }
+    }
+    tensor(out, rows, u)
+}
+
+/// Gradients of [`lstm_hidden`] for `dh`: (dz, dc), dz zero but for the o block.
+#[inline(always)]
+fn lstm_hidden_backward<E: CellFloat>(z: &FlexTensor, c: &FlexTensor, grad: &FlexTensor) -> (FlexTensor, FlexTensor) {
+    let ((z, rows, _), (c, _, u), (g, _, _)) = (values::<E>(z), values::<E>(c), values::<E>(grad));
+    let (z, c, g) = (slice::<E>(&z), slice::<E>(&c), slice::<E>(&g));
+    let (mut dz, mut dc) = (vec![E::ZERO; rows * 4 * u], vec![E::ZERO; rows * u]);
+    let rows_in = z.chunks_exact(4 * u).zip(c.chunks_exact(u)).zip(g.chunks_exact(u));
+    for (((zr, cr), gr), (dzr, dcr)) in rows_in.zip(dz.chunks_exact_mut(4 * u).zip(dc.chunks_exact_mut(u))) {
+        lstm_hidden_backward_row([&zr[2 * u..3 * u], cr, gr], &mut dzr[2 * u..3 * u], dcr);
+    }
+    (tensor(dz, rows, 4 * u), tensor(dc, rows, u))
+}
+
+/// One row of [`lstm_hidden_backward`] (separate outputs, as in [`lstm_cell_backward_row`]).
+#[inline(always)]
+fn lstm_hidden_backward_row<E: CellFloat>(inputs: [&[E]; 3], dzo: &mut [E], dc: &mut [E]) {
+    let n = dc.len();
+    let [zo, c, g] = inputs.map(|v| &v[..n]);
+    let dzo = &mut dzo[..n];
+    for k in 0..n {
+        let (o, t) = (zo[k].sigmoid(), c[k].tanh());
+        dzo[k] = g[k] * t * o * (E::ONE - o);
+        dc[k] = g[k] * o * (E::ONE - t * t);
+    }
+}
+
+#[inline(always)]
+fn gru_cell_forward<E: CellFloat>(xw: &FlexTensor, hu: &FlexTensor, h: &FlexTensor) -> FlexTensor {
+    let ((xw, rows, _), (hu, _, _), (h, _, u)) = (values::<E>(xw), values::<E>(hu), values::<E>(h));
+    let (xw, hu, h) = (slice::<E>(&xw), slice::<E>(&hu), slice::<E>(&h));
+    let mut out = vec![E::ZERO; rows * u];
+    let rows_in = xw.chunks_exact(3 * u).zip(hu.chunks_exact(3 * u)).zip(h.chunks_exact(u));
+    for (((x, p), hr), or) in rows_in.zip(out.chunks_exact_mut(u)) {
+        let (xz, xr, xn) = (&x[..u], &x[u..2 * u], &x[2 * u..]);
+        let (pz, pr, pn) = (&p[..u], &p[u..2 * u], &p[2 * u..]);
+        for k in 0..u {
+            let z = (xz[k] + pz[k]).sigmoid();
+            let r = (xr[k] + pr[k]).sigmoid();
+            let n = (xn[k] + r * pn[k]).tanh();
+            or[k] = z * hr[k] + (E::ONE - z) * n;
+        }
+    }
+    tensor(out, rows, u)
+}
+
+/// Gradients of [`gru_cell`] for `dh_new`: (dxw, dhu, dh).
+#[inline(always)]
+fn gru_cell_backward<E: CellFloat>(
+    xw: &FlexTensor,
+    hu: &FlexTensor,
+    h: &FlexTensor,
+    grad: &FlexTensor,
+) -> [FlexTensor; 3] {
+    let ((xw, rows, _), (hu, _, _), (h, _, u)) = (values::<E>(xw), values::<E>(hu), values::<E>(h));
+    let (g, _, _) = values::<E>(grad);
+    let (xw, hu, h, g) = (slice::<E>(&xw), slice::<E>(&hu), slice::<E>(&h), slice::<E>(&g));
+    let (mut dxw, mut dhu, mut dh) =
+        (vec![E::ZERO; rows * 3 * u], vec![E::ZERO; rows * 3 * u], vec![E::ZERO; rows * u]);
+    let rows_in = xw.chunks_exact(3 * u).zip(hu.chunks_exact(3 * u)).zip(h.chunks_exact(u)).zip(g.chunks_exact(u));
+    let rows_out = dxw.chunks_exact_mut(3 * u).zip(dhu.chunks_exact_mut(3 * u)).zip(dh.chunks_exact_mut(u));
+    for ((((x, p), hr), gr), ((dx, dp), dhr)) in rows_in.zip(rows_out) {
+        let (dxz, rest) = dx.split_at_mut(u);
+        let (dxr, dxn) = rest.split_at_mut(u);
+        let (dpz, rest) = dp.split_at_mut(u);
+        let (dpr, dpn) = rest.split_at_mut(u);
+        let inputs = [&x[..u], &x[u..2 * u], &x[2 * u..], &p[..u], &p[u..2 * u], &p[2 * u..], hr, gr];
+        gru_cell_backward_row(inputs, [dxz, dxr, dxn, dpz, dpr, dpn], dhr);
+    }
+    [tensor(dxw, rows, 3 * u), tensor(dhu, rows, 3 * u), tensor(dh, rows, u)]
+}
+
+/// One row of [`gru_cell_backward`] (separate outputs, as in [`lstm_cell_backward_row`]).
+#[inline(always)]
+fn gru_cell_backward_row<E: CellFloat>(inputs: [&[E]; 8], outputs: [&mut [E]; 6], dh: &mut [E]) {
+    let n = dh.len();
+    let [xz, xr, xn, pz, pr, pn, h, g] = inputs.map(|v| &v[..n]);
+    let [dxz, dxr, dxn, dpz, dpr, dpn] = outputs.map(|v| &mut v[..n]);
+    for k in 0..n {
+        let z = (xz[k] + pz[k]).sigmoid();
+        let r = (xr[k] + pr[k]).sigmoid();
+        let nn = (xn[k] + r * pn[k]).tanh();
+        let dz = g[k] * (h[k] - nn) * z * (E::ONE - z);
+        let dn = g[k] * (E::ONE - z) * (E::ONE - nn * nn);
+        let dr = dn * pn[k] * r * (E::ONE - r);
+        (dxz[k], dxr[k], dxn[k]) = (dz, dr, dn);
+        (dpz[k], dpr[k], dpn[k]) = (dz, dr, dn * r);
+        dh[k] = g[k] * z;
+    }
+}
+
+impl FusedCells for Flex {
+    fn lstm_cell(z: FlexTensor, c: FlexTensor) -> FlexTensor {
+        vectorized(
+            #[inline(always)]
+            || by_dtype!(z, E => lstm_cell_forward::<E>(&z, &c)),
+        )
+    }
+
+    fn lstm_hidden(z: FlexTensor, c: FlexTensor) -> FlexTensor {
+        vectorized(
+            #[inline(always)]
+            || by_dtype!(z, E => lstm_hidden_forward::<E>(&z, &c)),
+        )
+    }
+
+    fn gru_cell(xw: FlexTensor, hu: FlexTensor, h: FlexTensor) -> FlexTensor {
+        vectorized(
+            #[inline(always)]
+            || by_dtype!(xw, E => gru_cell_forward::<E>(&xw, &hu, &h)),
+        )
+    }
+}
+
+/// Backward steps: each keeps its inputs (flex tensors share their buffers, so that is a
+/// reference, not a copy) and recomputes the gates from them, which is cheaper than storing them.
+#[derive(Debug)]
+struct LstmCellBackward;
+#[derive(Debug)]
+struct LstmHiddenBackward;
+#[derive(Debug)]
+struct GruCellBackward;
+
+impl Backward<Flex, 2> for LstmCellBackward {
+    type State = (FlexTensor, FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (z, c) = ops.state;
+        let (dz, dc) = vectorized(
+            #[inline(always)]
+            || by_dtype!(z, E => lstm_cell_backward::<E>(&z, &c, &grad)),
+        );
+        for (parent, part) in ops.parents.into_iter().zip([dz, dc]) {
+            if let Some(node) = parent {
+                grads.register::<Flex>(node.id, part);
+            }
+        }
+    }
+}
+
+impl Backward<Flex, 2> for LstmHiddenBackward {
+    type State = (FlexTensor, FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (z, c) = ops.state;
+        let (dz, dc) = vectorized(
+            #[inline(always)]
+            || by_dtype!(z, E => lstm_hidden_backward::<E>(&z, &c, &grad)),
+        );
+        for (parent, part) in ops.parents.into_iter().zip([dz, dc]) {
+            if let Some(node) = parent {
+                grads.register::<Flex>(node.id, part);
+            }
+        }
+    }
+}
+
+impl Backward<Flex, 3> for GruCellBackward {
+    type State = (FlexTensor, FlexTensor, FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (xw, hu, h) = ops.state;
+        let parts = vectorized(
+            #[inline(always)]
+            || by_dtype!(xw, E => gru_cell_backward::<E>(&xw, &hu, &h, &grad)),
+        );
+        for (parent, part) in ops.parents.into_iter().zip(parts) {
+            if let Some(node) = parent {
+                grads.register::<Flex>(node.id, part);
+            }
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> FusedCells for Autodiff<Flex, C> {
+    fn lstm_cell(z: FloatTensor<Self>, c: FloatTensor<Self>) -> FloatTensor<Self> {
+        match LstmCellBackward.prepare::<C>([z.node(), c.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (z, c) = (z.primitive().clone(), c.primitive().clone());
+                let out = Flex::lstm_cell(z.clone(), c.clone());
+                prep.finish((z, c), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::lstm_cell(z.into_primitive(), c.into_primitive())),
+        }
+    }
+
+    fn lstm_hidden(z: FloatTensor<Self>, c: FloatTensor<Self>) -> FloatTensor<Self> {
+        match LstmHiddenBackward.prepare::<C>([z.node(), c.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (z, c) = (z.primitive().clone(), c.primitive().clone());
+                let out = Flex::lstm_hidden(z.clone(), c.clone());
+                prep.finish((z, c), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::lstm_hidden(z.into_primitive(), c.into_primitive())),
+        }
+    }
+
+    fn gru_cell(xw: FloatTensor<Self>, hu: FloatTensor<Self>, h: FloatTensor<Self>) -> FloatTensor<Self> {
+        match GruCellBackward.prepare::<C>([xw.node(), hu.node(), h.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (xw, hu, h) = (xw.primitive().clone(), hu.primitive().clone(), h.primitive().clone());
+                let out = Flex::gru_cell(xw.clone(), hu.clone(), h.clone());
+                prep.finish((xw, hu, h), out)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(Flex::gru_cell(xw.into_primitive(), hu.into_primitive(), h.into_primitive()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::activation::{sigmoid, tanh};
+    use burn::tensor::{Device, Tensor, TensorData};
+    use rand::{RngExt, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    /// A `rows × cols` f32 tensor of values in ±3 (past the gates' linear range), tracked.
+    fn random(rng: &mut ChaCha8Rng, rows: usize, cols: usize, device: &Device) -> Tensor<2> {
+        let v: Vec<f32> = (0..rows * cols).map(|_| rng.random::<f32>() * 6.0 - 3.0).collect();
+        Tensor::from_data(TensorData::new(v, [rows, cols]), device).require_grad()
+    }
+
+    fn close(a: Tensor<2>, b: Tensor<2>, what: &str) {
+        let (a, b) = (a.into_data().try_into_vec::<f32>().unwrap(), b.into_data().try_into_vec::<f32>().unwrap());
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!((x - y).abs() <= 2e-6 * (1.0 + y.abs()), "{what}[{i}]: fused {x} vs composed {y}");
+        }
+    }
+
+    // 37 units: row lengths that fill no whole 8-lane vector, so the loops' tails run too.
+    const ROWS: usize = 5;
+    const UNITS: usize = 37;
+
+    #[test]
+    fn fused_lstm_step_matches_burns_own_operations() {
+        let device = Device::flex().autodiff();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let (z, c, w) = (
+            random(&mut rng, ROWS, 4 * UNITS, &device),
+            random(&mut rng, ROWS, UNITS, &device),
+            random(&mut rng, ROWS, 2 * UNITS, &device),
+        );
+        assert!(supported(&z));
+        let gate = |k: usize| z.clone().slice([0..ROWS, k * UNITS..(k + 1) * UNITS]);
+        let c_ref = sigmoid(gate(1)) * c.clone() + sigmoid(gate(0)) * tanh(gate(3));
+        let h_ref = sigmoid(gate(2)) * tanh(c_ref.clone());
+        let c_new = lstm_cell(z.clone(), c.clone());
+        let h = lstm_hidden(z.clone(), c_new.clone());
+        close(c_new.clone(), c_ref.clone(), "c");
+        close(h.clone(), h_ref.clone(), "h");
+        // Without autodiff (inference) the values are the same.
+        close(lstm_cell(z.clone().inner(), c.clone().inner()), c_ref.clone().inner(), "c without autodiff");
+        // A loss that reaches both outputs, so every gradient path runs.
+        let loss = |h: Tensor<2>, c: Tensor<2>| (Tensor::cat(vec![h, c], 1) * w.clone()).sum();
+        let (fused, reference) = (loss(h, c_new).backward(), loss(h_ref, c_ref).backward());
+        close(z.grad(&fused).unwrap(), z.grad(&reference).unwrap(), "dz");
+        close(c.grad(&fused).unwrap(), c.grad(&reference).unwrap(), "dc");
+    }
+
+    #[test]
+    fn fused_gru_step_matches_burns_own_operations() {
+        let device = Device::flex().autodiff();
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let xw = random(&mut rng, ROWS, 3 * UNITS, &device);
+        let (hu, h, w) = (
+            random(&mut rng, ROWS, 3 * UNITS, &device),
+            random(&mut rng, ROWS, UNITS, &device),
+            random(&mut rng, ROWS, UNITS, &device),
+        );
+        let part = |t: &Tensor<2>, k: usize| t.clone().slice([0..ROWS, k * UNITS..(k + 1) * UNITS]);
+        let z = sigmoid(part(&xw, 0) + part(&hu, 0));
+        let r = sigmoid(part(&xw, 1) + part(&hu, 1));
+        let n = tanh(part(&xw, 2) + r * part(&hu, 2));
+        let h_ref = z.clone() * h.clone() + z.neg().add_scalar(1.0) * n;
+        let h_new = gru_cell(xw.clone(), hu.clone(), h.clone());
+        close(h_new.clone(), h_ref.clone(), "h");
+        let (fused, reference) = ((h_new * w.clone()).sum().backward(), (h_ref * w).sum().backward());
+        for (t, name) in [(&xw, "dxw"), (&hu, "dhu"), (&h, "dh")] {
+            close(t.grad(&fused).unwrap(), t.grad(&reference).unwrap(), name);
+        }
+    }
+}
