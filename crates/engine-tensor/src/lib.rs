@@ -6,7 +6,7 @@
 //! ([`model`]); per-epoch scalars go to TensorBoard event files ([`tensorboard`]).
 #![warn(missing_docs)]
 
-pub mod cells;
+pub mod fused;
 pub mod model;
 pub mod params;
 pub mod pipeline;

@@ -14,7 +14,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use trainbench_engine::{Error, ModelKind, Result};
 
-use crate::cells;
+use crate::fused;
 use crate::params::Architecture;
 
 const GLOROT: Initializer = Initializer::XavierUniform { gain: 1.0 };
@@ -179,12 +179,12 @@ fn lstm_last_state(lstm: &Lstm, x: &Tensor<2>, units: usize) -> Tensor<2> {
     let b = Tensor::cat(parts.iter().map(|p| p.2.clone()).collect(), 0).reshape([1, 4 * units]);
     let zeros = Tensor::<2>::zeros([rows, units], (&x.device(), x.dtype()));
     let (mut h, mut c) = (zeros.clone(), zeros);
-    let fused = cells::supported(x);
+    let use_fused = fused::supported(x);
     for t in 0..d / wx.dims()[0] {
         let z = input_step(x, t, &wx, &b) + h.matmul(wh.clone());
-        if fused {
-            c = cells::lstm_cell(z.clone(), c);
-            h = cells::lstm_hidden(z, c.clone());
+        if use_fused {
+            c = fused::lstm_cell(z.clone(), c);
+            h = fused::lstm_hidden(z, c.clone());
             continue;
         }
         let sig = activation::sigmoid(z.clone().slice([0..rows, 0..3 * units]));
@@ -212,12 +212,12 @@ fn gru_last_state(gru: &Gru, x: &Tensor<2>, units: usize) -> Tensor<2> {
     let wh = Tensor::cat(gates.iter().map(|g| g.hidden_transform.weight.val()).collect(), 1);
     let bh = Tensor::cat(gates.iter().map(|g| bias(&g.hidden_transform)).collect(), 0).reshape([1, 3 * units]);
     let mut h = Tensor::<2>::zeros([rows, units], (&x.device(), x.dtype()));
-    let fused = cells::supported(x);
+    let use_fused = fused::supported(x);
     for t in 0..d / wx.dims()[0] {
         let xt = input_step(x, t, &wx, &bx);
         let ht = h.clone().matmul(wh.clone()) + bh.clone();
-        if fused {
-            h = cells::gru_cell(xt, ht, h);
+        if use_fused {
+            h = fused::gru_cell(xt, ht, h);
             continue;
         }
         let zr =
@@ -311,11 +311,27 @@ impl Net {
         let mut x = match self.arch.kind {
             ModelKind::Cnn => {
                 let mut seq = x.reshape([rows, 1, d]);
+                // ReLU (Keras's usual choice) or no activation: convolution, activation and
+                // pooling in one fused operation; other activations go through Burn's layers.
+                let relu = match self.arch.activation.as_str() {
+                    "relu" => Some(true),
+                    "linear" => Some(false),
+                    _ => None,
+                };
+                let use_fused = fused::supported(&seq) && relu.is_some();
+                let pool = self.arch.pool_size;
                 for conv in &self.conv1d {
-                    seq = self.act(conv.forward(seq));
-                    if seq.dims()[2] >= self.arch.pool_size {
-                        seq = MaxPool1dConfig::new(self.arch.pool_size).init().forward(seq);
-                    }
+                    let out_len = seq.dims()[2] + 1 - self.arch.kernel_size;
+                    let pooled = if out_len >= pool { pool } else { 1 };
+                    seq = match (&conv.bias, relu) {
+                        (Some(bias), Some(relu)) if use_fused => {
+                            fused::conv1d_pool(seq, conv.weight.val(), bias.val(), relu, pooled)
+                        }
+                        _ => {
+                            seq = self.act(conv.forward(seq));
+                            if pooled > 1 { MaxPool1dConfig::new(pool).init().forward(seq) } else { seq }
+                        }
+                    };
                 }
                 let [_, c, l] = seq.dims();
                 seq.reshape([rows, c * l])

@@ -1,4 +1,4 @@
-//! Fused recurrent cells for the flex CPU backend.
+//! Fused operations for the flex CPU backend: recurrent cells, 1-D convolution and pooling.
 //!
 //! An LSTM or GRU step written with tensor operations is a dozen elementwise operations forward
 //! and more backward, each a pass over the batch with a libm call per value for the sigmoids and
@@ -6,6 +6,11 @@
 //! elementwise part of a step is one operation with a hand-written backward (Burn's backend
 //! extension mechanism), computed in one pass with vectorizable f32 arithmetic
 //! ([`trainbench_engine::fastmath`]) or with std's f64 functions.
+//!
+//! Flex runs a 1-D convolution as a general 3-D one and a max-pool through a 3-D pool with an
+//! index tensor; at the 1-D CNN's sizes (sequences of 28, 32–64 channels) their per-plane
+//! bookkeeping costs more than the arithmetic. Here a convolution is one matrix product over
+//! the unfolded input (im2col, as Keras's CPU kernels do) and the pool one pass.
 //!
 //! The composed versions in `model.rs` stay for other backends and for bf16 / f16; the tests
 //! check that both give the same values and gradients.
@@ -20,33 +25,57 @@ use burn::backend::{Autodiff, Backend, Dispatch, DispatchDevice, Flex, backend_e
 use burn::tensor::{DType, Element, Tensor, TensorData};
 use trainbench_engine::fastmath::{sigmoid_f32, tanh_f32};
 
-/// Whether the fused cells can run on tensors of this device and dtype.
-pub fn supported(x: &Tensor<2>) -> bool {
+/// Whether the fused operations can run on tensors of this device and dtype.
+pub fn supported<const D: usize>(x: &Tensor<D>) -> bool {
     matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_)) && matches!(x.dtype(), DType::F32 | DType::F64)
 }
 
 /// The LSTM's new cell state c' = σ(z_f)·c + σ(z_i)·tanh(z_g) from the step's gate
 /// pre-activations `z` (`rows × 4u`, gates in the order i, f, o, g) and the cell state `c`.
 pub fn lstm_cell(z: Tensor<2>, c: Tensor<2>) -> Tensor<2> {
-    Tensor::from_dispatch(<Dispatch as FusedCells>::lstm_cell(z.into_dispatch(), c.into_dispatch()))
+    Tensor::from_dispatch(<Dispatch as FusedOps>::lstm_cell(z.into_dispatch(), c.into_dispatch()))
 }
 
 /// The LSTM's hidden state h = σ(z_o)·tanh(c') from the gate pre-activations and the new cell
 /// state.
 pub fn lstm_hidden(z: Tensor<2>, c: Tensor<2>) -> Tensor<2> {
-    Tensor::from_dispatch(<Dispatch as FusedCells>::lstm_hidden(z.into_dispatch(), c.into_dispatch()))
+    Tensor::from_dispatch(<Dispatch as FusedOps>::lstm_hidden(z.into_dispatch(), c.into_dispatch()))
 }
 
 /// The GRU's new hidden state (Keras's reset_after=True) from the input part `xw` = x·W + b and
 /// the hidden part `hu` = h·U + b' of the pre-activations (both `rows × 3u`, gates z, r, n):
 /// z, r = σ(xw + hu), n = tanh(xw_n + r·hu_n), h' = z·h + (1 − z)·n.
 pub fn gru_cell(xw: Tensor<2>, hu: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
-    Tensor::from_dispatch(<Dispatch as FusedCells>::gru_cell(xw.into_dispatch(), hu.into_dispatch(), h.into_dispatch()))
+    Tensor::from_dispatch(<Dispatch as FusedOps>::gru_cell(xw.into_dispatch(), hu.into_dispatch(), h.into_dispatch()))
 }
 
-/// The fused cell operations, implemented for flex and for autodiff over flex.
+/// Keras's Conv1D ('valid' padding, stride 1: Burn's Conv1d defaults) with a ReLU or no
+/// activation, then MaxPooling1D (stride = pool size, 'valid'; a pool of 1 is none), as one
+/// operation. `x` is `rows × channels × length`, `weight` `filters × channels × kernel`, `bias`
+/// `filters`; the result is `rows × filters × ⌊(length − kernel + 1) / pool⌋`. The gradient of a
+/// window goes to its first largest value.
+pub fn conv1d_pool(x: Tensor<3>, weight: Tensor<3>, bias: Tensor<1>, relu: bool, pool: usize) -> Tensor<3> {
+    let out = <Dispatch as FusedOps>::conv1d_pool(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        relu,
+        pool,
+    );
+    Tensor::from_dispatch(out)
+}
+
+/// The fused operations, implemented for flex and for autodiff over flex.
 #[backend_extension(Flex, Autodiff)]
-pub trait FusedCells: Backend {
+pub trait FusedOps: Backend {
+    /// See [`conv1d_pool`].
+    fn conv1d_pool(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        relu: bool,
+        pool: usize,
+    ) -> FloatTensor<Self>;
     /// See [`lstm_cell`].
     fn lstm_cell(z: FloatTensor<Self>, c: FloatTensor<Self>) -> FloatTensor<Self>;
     /// See [`lstm_hidden`].
@@ -57,12 +86,36 @@ pub trait FusedCells: Backend {
 
 /// The float types the kernels run in: f32 with the vectorizable functions, f64 with std's.
 trait CellFloat:
-    Element + bytemuck::Pod + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self> + std::ops::Mul<Output = Self>
+    Element
+    + bytemuck::Pod
+    + PartialOrd
+    + std::ops::Add<Output = Self>
+    + std::ops::AddAssign
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
 {
     const ONE: Self;
     const ZERO: Self;
     fn sigmoid(self) -> Self;
     fn tanh(self) -> Self;
+    /// c = a·b for row-major `a` (m × k) and `b` (k × n), each read with the given (row, column)
+    /// strides, into row-major `c` (m × n).
+    fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[Self],
+        a_strides: [usize; 2],
+        b: &[Self],
+        b_strides: [usize; 2],
+        c: &mut [Self],
+    );
+}
+
+/// Checks that every element a `rows × cols` matrix read with `strides` can reach lies in a
+/// buffer of `len`, which is what makes the raw-pointer GEMM calls below sound.
+fn fits(len: usize, rows: usize, cols: usize, [rs, cs]: [usize; 2]) -> bool {
+    rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
 }
 
 impl CellFloat for f32 {
@@ -76,6 +129,37 @@ impl CellFloat for f32 {
     fn tanh(self) -> Self {
         tanh_f32(self)
     }
+    fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[Self],
+        [rsa, csa]: [usize; 2],
+        b: &[Self],
+        [rsb, csb]: [usize; 2],
+        c: &mut [Self],
+    ) {
+        assert!(fits(a.len(), m, k, [rsa, csa]) && fits(b.len(), k, n, [rsb, csb]) && c.len() == m * n);
+        // SAFETY: the assert above keeps every index the product reads or writes in bounds.
+        unsafe {
+            matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                1.0,
+                a.as_ptr(),
+                rsa as isize,
+                csa as isize,
+                b.as_ptr(),
+                rsb as isize,
+                csb as isize,
+                0.0,
+                c.as_mut_ptr(),
+                n as isize,
+                1,
+            );
+        }
+    }
 }
 
 impl CellFloat for f64 {
@@ -88,6 +172,37 @@ impl CellFloat for f64 {
     #[inline(always)]
     fn tanh(self) -> Self {
         f64::tanh(self)
+    }
+    fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[Self],
+        [rsa, csa]: [usize; 2],
+        b: &[Self],
+        [rsb, csb]: [usize; 2],
+        c: &mut [Self],
+    ) {
+        assert!(fits(a.len(), m, k, [rsa, csa]) && fits(b.len(), k, n, [rsb, csb]) && c.len() == m * n);
+        // SAFETY: the assert above keeps every index the product reads or writes in bounds.
+        unsafe {
+            matrixmultiply::dgemm(
+                m,
+                k,
+                n,
+                1.0,
+                a.as_ptr(),
+                rsa as isize,
+                csa as isize,
+                b.as_ptr(),
+                rsb as isize,
+                csb as isize,
+                0.0,
+                c.as_mut_ptr(),
+                n as isize,
+                1,
+            );
+        }
     }
 }
 
@@ -119,7 +234,7 @@ macro_rules! by_dtype {
                 type $E = f64;
                 $body
             }
-            other => panic!("fused recurrent cells run in f32 or f64, not {other:?}"),
+            other => panic!("fused operations run in f32 or f64, not {other:?}"),
         }
     };
 }
@@ -290,7 +405,168 @@ fn gru_cell_backward_row<E: CellFloat>(inputs: [&[E]; 8], outputs: [&mut [E]; 6]
     }
 }
 
-impl FusedCells for Flex {
+/// A contiguous 3-D tensor and its dimensions.
+fn values3(t: &FlexTensor) -> (FlexTensor, [usize; 3]) {
+    let t = t.to_contiguous();
+    let dims = t.layout().shape().dims::<3>();
+    (t, dims)
+}
+
+/// The input unfolded for a convolution (im2col): row (b, t) holds, channel after channel, the
+/// `kernel` values from position t of row b, so that the convolution is this matrix times the
+/// weights (`filters × channels·kernel`) transposed.
+fn im2col<E: CellFloat>(x: &[E], [rows, channels, length]: [usize; 3], kernel: usize) -> Vec<E> {
+    let out_len = length + 1 - kernel;
+    let mut cols = vec![E::ZERO; rows * out_len * channels * kernel];
+    for (r, patch_rows) in cols.chunks_exact_mut(out_len * channels * kernel).enumerate() {
+        let xr = &x[r * channels * length..(r + 1) * channels * length];
+        for (t, patch) in patch_rows.chunks_exact_mut(channels * kernel).enumerate() {
+            for (ch, part) in patch.chunks_exact_mut(kernel).enumerate() {
+                part.copy_from_slice(&xr[ch * length + t..ch * length + t + kernel]);
+            }
+        }
+    }
+    cols
+}
+
+/// The convolution block's forward pass: the output (`rows × filters × pooled length`) and the
+/// activations before pooling, kept for the backward pass, as `(rows·out_len) × filters`.
+fn conv1d_pool_forward<E: CellFloat>(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: &FlexTensor,
+    relu: bool,
+    pool: usize,
+) -> (FlexTensor, FlexTensor) {
+    let ((x, dims @ [rows, channels, length]), (w, [filters, _, kernel])) = (values3(x), values3(weight));
+    let bias = bias.to_contiguous();
+    let (x, w, bias) = (slice::<E>(&x), slice::<E>(&w), slice::<E>(&bias));
+    let (out_len, ck) = (length + 1 - kernel, channels * kernel);
+    // act = cols · weightsᵀ + bias, then the ReLU: one row per (row, position).
+    let mut act = vec![E::ZERO; rows * out_len * filters];
+    E::gemm(rows * out_len, ck, filters, &im2col(x, dims, kernel), [ck, 1], w, [1, ck], &mut act);
+    for row in act.chunks_exact_mut(filters) {
+        if relu {
+            // Written as selects, which vectorize; NaN stays NaN and is caught by the loss check.
+            for (a, &b) in row.iter_mut().zip(bias) {
+                let v = *a + b;
+                *a = if v < E::ZERO { E::ZERO } else { v };
+            }
+        } else {
+            for (a, &b) in row.iter_mut().zip(bias) {
+                *a = *a + b;
+            }
+        }
+    }
+    // Pooled and laid out filter-major, as Burn's (and Keras's channels-first) convolutions are.
+    let pooled = out_len / pool;
+    let mut out = vec![E::ZERO; rows * filters * pooled];
+    let mut max = vec![E::ZERO; filters];
+    for (act_r, out_row) in act.chunks_exact(out_len * filters).zip(out.chunks_exact_mut(filters * pooled)) {
+        // `chunks_exact` leaves out a last partial window, as 'valid' pooling does.
+        for (j, window) in act_r.chunks_exact(pool * filters).enumerate() {
+            window_max(window, &mut max);
+            for (f, &v) in max.iter().enumerate() {
+                out_row[f * pooled + j] = v;
+            }
+        }
+    }
+    let act = FlexTensor::from_data(TensorData::new(act, [rows * out_len, filters]));
+    (FlexTensor::from_data(TensorData::new(out, [rows, filters, pooled])), act)
+}
+
+/// As [`window_max`], with the window row of each largest value (the first, on ties).
+fn window_argmax<E: CellFloat>(window: &[E], max: &mut [E], best: &mut [u32]) {
+    let (first, rest) = window.split_at(max.len());
+    max.copy_from_slice(first);
+    best.fill(0);
+    for (i, row) in (1..).zip(rest.chunks_exact(max.len())) {
+        for ((m, b), &v) in max.iter_mut().zip(best.iter_mut()).zip(row) {
+            if v > *m {
+                *m = v;
+                *b = i;
+            }
+        }
+    }
+}
+
+/// The largest value per filter of a pooling window (`pool` rows of `max.len()` activations);
+/// a loop over filters, so it vectorizes.
+fn window_max<E: CellFloat>(window: &[E], max: &mut [E]) {
+    let (first, rest) = window.split_at(max.len());
+    max.copy_from_slice(first);
+    for row in rest.chunks_exact(max.len()) {
+        for (m, &v) in max.iter_mut().zip(row) {
+            *m = if v > *m { v } else { *m };
+        }
+    }
+}
+
+/// Gradients of [`conv1d_pool`] for `grad`: [dx, dweight, dbias].
+fn conv1d_pool_backward<E: CellFloat>(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    act: &FlexTensor,
+    relu: bool,
+    pool: usize,
+    grad: &FlexTensor,
+) -> [FlexTensor; 3] {
+    let ((x, dims @ [rows, channels, length]), (w, [filters, _, kernel])) = (values3(x), values3(weight));
+    let (g, [_, _, pooled]) = values3(grad);
+    let (x, w, g, act) = (slice::<E>(&x), slice::<E>(&w), slice::<E>(&g), slice::<E>(act));
+    let (out_len, ck) = (length + 1 - kernel, channels * kernel);
+    let m = rows * out_len;
+    // d(activation before the ReLU), as (rows·out_len) × filters: each window's gradient goes
+    // to its largest value, unless the ReLU cut that value to zero.
+    let mut dact = vec![E::ZERO; m * filters];
+    let (mut max, mut best) = (vec![E::ZERO; filters], vec![0u32; filters]);
+    let per_row = act.chunks_exact(out_len * filters).zip(dact.chunks_exact_mut(out_len * filters));
+    for ((act_r, dact_r), g_row) in per_row.zip(g.chunks_exact(filters * pooled)) {
+        let windows = act_r.chunks_exact(pool * filters).zip(dact_r.chunks_exact_mut(pool * filters));
+        for (j, (window, d_window)) in windows.enumerate() {
+            window_argmax(window, &mut max, &mut best);
+            for (f, (&m, &i)) in max.iter().zip(&best).enumerate() {
+                if !relu || m > E::ZERO {
+                    d_window[i as usize * filters + f] = g_row[f * pooled + j];
+                }
+            }
+        }
+    }
+    // The bias gradient sums dact's rows: a vector add per row, independent across filters.
+    let mut dbias = vec![E::ZERO; filters];
+    for row in dact.chunks_exact(filters) {
+        for (d, &v) in dbias.iter_mut().zip(row) {
+            *d += v;
+        }
+    }
+    // dweight (filters × ck) = dactᵀ · cols; dcols (m × ck) = dact · weights.
+    let mut dweight = vec![E::ZERO; filters * ck];
+    E::gemm(filters, m, ck, &dact, [1, filters], &im2col(x, dims, kernel), [ck, 1], &mut dweight);
+    let mut dcols = vec![E::ZERO; m * ck];
+    E::gemm(m, filters, ck, &dact, [filters, 1], w, [ck, 1], &mut dcols);
+    // Folded back (col2im): every patch value adds to the input position it came from.
+    let mut dx = vec![E::ZERO; rows * channels * length];
+    for (dxr, dcr) in dx.chunks_exact_mut(channels * length).zip(dcols.chunks_exact(out_len * ck)) {
+        for (t, patch) in dcr.chunks_exact(ck).enumerate() {
+            for (ch, part) in patch.chunks_exact(kernel).enumerate() {
+                for (d, &v) in dxr[ch * length + t..ch * length + t + kernel].iter_mut().zip(part) {
+                    *d += v;
+                }
+            }
+        }
+    }
+    [
+        FlexTensor::from_data(TensorData::new(dx, dims)),
+        FlexTensor::from_data(TensorData::new(dweight, [filters, channels, kernel])),
+        FlexTensor::from_data(TensorData::new(dbias, [filters])),
+    ]
+}
+
+impl FusedOps for Flex {
+    fn conv1d_pool(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, relu: bool, pool: usize) -> FlexTensor {
+        by_dtype!(x, E => conv1d_pool_forward::<E>(&x, &weight, &bias, relu, pool).0)
+    }
+
     fn lstm_cell(z: FlexTensor, c: FlexTensor) -> FlexTensor {
         vectorized(
             #[inline(always)]
@@ -316,11 +592,30 @@ impl FusedCells for Flex {
 /// Backward steps: each keeps its inputs (flex tensors share their buffers, so that is a
 /// reference, not a copy) and recomputes the gates from them, which is cheaper than storing them.
 #[derive(Debug)]
+struct Conv1dPoolBackward;
+#[derive(Debug)]
 struct LstmCellBackward;
 #[derive(Debug)]
 struct LstmHiddenBackward;
 #[derive(Debug)]
 struct GruCellBackward;
+
+/// Keeps the input, the weights and the activations before pooling (whose recomputation would
+/// cost a matrix product), with the block's settings.
+impl Backward<Flex, 3> for Conv1dPoolBackward {
+    type State = (FlexTensor, FlexTensor, FlexTensor, bool, usize);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (x, weight, act, relu, pool) = ops.state;
+        let parts = by_dtype!(x, E => conv1d_pool_backward::<E>(&x, &weight, &act, relu, pool, &grad));
+        for (parent, part) in ops.parents.into_iter().zip(parts) {
+            if let Some(node) = parent {
+                grads.register::<Flex>(node.id, part);
+            }
+        }
+    }
+}
 
 impl Backward<Flex, 2> for LstmCellBackward {
     type State = (FlexTensor, FlexTensor);
@@ -376,7 +671,30 @@ impl Backward<Flex, 3> for GruCellBackward {
     }
 }
 
-impl<C: CheckpointStrategy> FusedCells for Autodiff<Flex, C> {
+impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
+    fn conv1d_pool(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        relu: bool,
+        pool: usize,
+    ) -> FloatTensor<Self> {
+        match Conv1dPoolBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (x, weight, bias) = (x.primitive().clone(), weight.primitive().clone(), bias.into_primitive());
+                let (out, act) = by_dtype!(x, E => conv1d_pool_forward::<E>(&x, &weight, &bias, relu, pool));
+                prep.finish((x, weight, act, relu, pool), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::conv1d_pool(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+                relu,
+                pool,
+            )),
+        }
+    }
+
     fn lstm_cell(z: FloatTensor<Self>, c: FloatTensor<Self>) -> FloatTensor<Self> {
         match LstmCellBackward.prepare::<C>([z.node(), c.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
@@ -416,19 +734,25 @@ impl<C: CheckpointStrategy> FusedCells for Autodiff<Flex, C> {
 #[cfg(test)]
 mod tests {
     use burn::tensor::activation::{sigmoid, tanh};
+    use burn::tensor::module::{conv1d as burn_conv1d, max_pool1d as burn_max_pool1d};
+    use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
     use burn::tensor::{Device, Tensor, TensorData};
     use rand::{RngExt, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
 
-    /// A `rows × cols` f32 tensor of values in ±3 (past the gates' linear range), tracked.
-    fn random(rng: &mut ChaCha8Rng, rows: usize, cols: usize, device: &Device) -> Tensor<2> {
-        let v: Vec<f32> = (0..rows * cols).map(|_| rng.random::<f32>() * 6.0 - 3.0).collect();
-        Tensor::from_data(TensorData::new(v, [rows, cols]), device).require_grad()
+    /// An f32 tensor of values in ±3 (past the gates' linear range), tracked.
+    fn random_nd<const D: usize>(rng: &mut ChaCha8Rng, shape: [usize; D], device: &Device) -> Tensor<D> {
+        let v: Vec<f32> = (0..shape.iter().product()).map(|_| rng.random::<f32>() * 6.0 - 3.0).collect();
+        Tensor::from_data(TensorData::new(v, shape), device).require_grad()
     }
 
-    fn close(a: Tensor<2>, b: Tensor<2>, what: &str) {
+    fn random(rng: &mut ChaCha8Rng, rows: usize, cols: usize, device: &Device) -> Tensor<2> {
+        random_nd(rng, [rows, cols], device)
+    }
+
+    fn close<const D: usize>(a: Tensor<D>, b: Tensor<D>, what: &str) {
         let (a, b) = (a.into_data().try_into_vec::<f32>().unwrap(), b.into_data().try_into_vec::<f32>().unwrap());
         assert_eq!(a.len(), b.len());
         for (i, (x, y)) in a.iter().zip(&b).enumerate() {
@@ -486,6 +810,33 @@ mod tests {
         let (fused, reference) = ((h_new * w.clone()).sum().backward(), (h_ref * w).sum().backward());
         for (t, name) in [(&xw, "dxw"), (&hu, "dhu"), (&h, "dh")] {
             close(t.grad(&fused).unwrap(), t.grad(&reference).unwrap(), name);
+        }
+    }
+
+    #[test]
+    fn fused_conv_block_matches_burns_own_operations() {
+        let device = Device::flex().autodiff();
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        // 15 values, 13 positions after a kernel of 3: a pool of 2 leaves the last one out, as
+        // Keras's 'valid' pooling does.
+        let x = random_nd(&mut rng, [3, 4, 15], &device);
+        let (w, b) = (random_nd(&mut rng, [5, 4, 3], &device), random_nd(&mut rng, [5], &device));
+        for (relu, pool) in [(true, 2), (false, 3), (true, 1)] {
+            let fused = conv1d_pool(x.clone(), w.clone(), b.clone(), relu, pool);
+            let mut reference = burn_conv1d(x.clone(), w.clone(), Some(b.clone()), ConvOptions::new([1], [0], [1], 1));
+            if relu {
+                reference = burn::tensor::activation::relu(reference);
+            }
+            let reference = burn_max_pool1d(reference, MaxPoolOptions::new([pool]));
+            assert_eq!(fused.dims(), [3, 5, 13 / pool]);
+            let what = format!("relu {relu}, pool {pool}");
+            close(fused.clone(), reference.clone(), &what);
+            let weights = random_nd(&mut rng, fused.dims(), &device);
+            let (g_fused, g_ref) = ((fused * weights.clone()).sum().backward(), (reference * weights).sum().backward());
+            for (t, name) in [(&x, "dx"), (&w, "dweight")] {
+                close(t.grad(&g_fused).unwrap(), t.grad(&g_ref).unwrap(), &format!("{name}, {what}"));
+            }
+            close(b.grad(&g_fused).unwrap(), b.grad(&g_ref).unwrap(), &format!("dbias, {what}"));
         }
     }
 }
