@@ -417,12 +417,11 @@ fn values3(t: &FlexTensor) -> (FlexTensor, [usize; 3]) {
 /// weights (`filters × channels·kernel`) transposed.
 fn im2col<E: CellFloat>(x: &[E], [rows, channels, length]: [usize; 3], kernel: usize) -> Vec<E> {
     let out_len = length + 1 - kernel;
-    let mut cols = vec![E::ZERO; rows * out_len * channels * kernel];
-    for (r, patch_rows) in cols.chunks_exact_mut(out_len * channels * kernel).enumerate() {
-        let xr = &x[r * channels * length..(r + 1) * channels * length];
-        for (t, patch) in patch_rows.chunks_exact_mut(channels * kernel).enumerate() {
-            for (ch, part) in patch.chunks_exact_mut(kernel).enumerate() {
-                part.copy_from_slice(&xr[ch * length + t..ch * length + t + kernel]);
+    let mut cols = Vec::with_capacity(rows * out_len * channels * kernel);
+    for xr in x.chunks_exact(channels * length) {
+        for t in 0..out_len {
+            for xc in xr.chunks_exact(length) {
+                cols.extend_from_slice(&xc[t..t + kernel]);
             }
         }
     }
