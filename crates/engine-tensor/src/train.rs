@@ -589,22 +589,21 @@ fn run_step(
         let replica = net.clone().map(&mut OwnLeaves);
         return Ok(vec![replica_step(&replica, &input(0), device, &mut masks)?]);
     }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..replicas)
-            .map(|r| {
-                let replica = net.clone().map(&mut OwnLeaves);
-                let step_input = input(r);
-                scope.spawn(move || {
-                    let mut masks = DropoutMasks::new(seed, epoch, batch.step, r);
-                    replica_step(&replica, &step_input, device, &mut masks)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Data("a replica thread panicked".into()))))
-            .collect()
-    })
+    // The replicas run as tasks of rayon's pool, the one flex's parallel operations use: on
+    // threads of their own, both replicas' operations queued their parallel parts on that pool
+    // and waited for them, with more runnable threads than cores.
+    let mut results: Vec<Option<Result<ReplicaStep>>> = (0..replicas).map(|_| None).collect();
+    rayon::scope(|scope| {
+        for (r, slot) in results.iter_mut().enumerate() {
+            let replica = net.clone().map(&mut OwnLeaves);
+            let step_input = input(r);
+            scope.spawn(move |_| {
+                let mut masks = DropoutMasks::new(seed, epoch, batch.step, r);
+                *slot = Some(replica_step(&replica, &step_input, device, &mut masks));
+            });
+        }
+    });
+    results.into_iter().map(|r| r.unwrap_or_else(|| Err(Error::Data("a replica did not finish".into())))).collect()
 }
 
 /// Checks that the backend can compute in `dtype` (a matmul and its backward), so an unsupported
