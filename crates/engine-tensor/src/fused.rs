@@ -415,13 +415,18 @@ fn values3(t: &FlexTensor) -> (FlexTensor, [usize; 3]) {
 /// The input unfolded for a convolution (im2col): row (b, t) holds, channel after channel, the
 /// `kernel` values from position t of row b, so that the convolution is this matrix times the
 /// weights (`filters × channels·kernel`) transposed.
+#[inline(always)]
 fn im2col<E: CellFloat>(x: &[E], [rows, channels, length]: [usize; 3], kernel: usize) -> Vec<E> {
-    let out_len = length + 1 - kernel;
-    let mut cols = Vec::with_capacity(rows * out_len * channels * kernel);
-    for xr in x.chunks_exact(channels * length) {
-        for t in 0..out_len {
-            for xc in xr.chunks_exact(length) {
-                cols.extend_from_slice(&xc[t..t + kernel]);
+    let (out_len, ck) = (length + 1 - kernel, channels * kernel);
+    let mut cols = vec![E::ZERO; rows * out_len * ck];
+    // Column by column: each is a contiguous run of the input. Copying `kernel` values per row
+    // instead compiles to a `memcpy` call per 3 values, which cost more than the product.
+    for (xr, cr) in x.chunks_exact(channels * length).zip(cols.chunks_exact_mut(out_len * ck)) {
+        for (ch, xc) in xr.chunks_exact(length).enumerate() {
+            for j in 0..kernel {
+                for (t, &v) in xc[j..j + out_len].iter().enumerate() {
+                    cr[t * ck + ch * kernel + j] = v;
+                }
             }
         }
     }
@@ -430,6 +435,7 @@ fn im2col<E: CellFloat>(x: &[E], [rows, channels, length]: [usize; 3], kernel: u
 
 /// The convolution block's forward pass: the output (`rows × filters × pooled length`) and the
 /// activations before pooling, kept for the backward pass, as `(rows·out_len) × filters`.
+#[inline(always)]
 fn conv1d_pool_forward<E: CellFloat>(
     x: &FlexTensor,
     weight: &FlexTensor,
@@ -475,22 +481,24 @@ fn conv1d_pool_forward<E: CellFloat>(
 }
 
 /// As [`window_max`], with the window row of each largest value (the first, on ties).
+#[inline(always)]
 fn window_argmax<E: CellFloat>(window: &[E], max: &mut [E], best: &mut [u32]) {
     let (first, rest) = window.split_at(max.len());
     max.copy_from_slice(first);
     best.fill(0);
     for (i, row) in (1..).zip(rest.chunks_exact(max.len())) {
+        // Selects rather than branches, so the loop vectorizes.
         for ((m, b), &v) in max.iter_mut().zip(best.iter_mut()).zip(row) {
-            if v > *m {
-                *m = v;
-                *b = i;
-            }
+            let larger = v > *m;
+            *m = if larger { v } else { *m };
+            *b = if larger { i } else { *b };
         }
     }
 }
 
 /// The largest value per filter of a pooling window (`pool` rows of `max.len()` activations);
 /// a loop over filters, so it vectorizes.
+#[inline(always)]
 fn window_max<E: CellFloat>(window: &[E], max: &mut [E]) {
     let (first, rest) = window.split_at(max.len());
     max.copy_from_slice(first);
@@ -502,6 +510,7 @@ fn window_max<E: CellFloat>(window: &[E], max: &mut [E]) {
 }
 
 /// Gradients of [`conv1d_pool`] for `grad`: [dx, dweight, dbias].
+#[inline(always)]
 fn conv1d_pool_backward<E: CellFloat>(
     x: &FlexTensor,
     weight: &FlexTensor,
@@ -518,15 +527,20 @@ fn conv1d_pool_backward<E: CellFloat>(
     // d(activation before the ReLU), as (rows·out_len) × filters: each window's gradient goes
     // to its largest value, unless the ReLU cut that value to zero.
     let mut dact = vec![E::ZERO; m * filters];
-    let (mut max, mut best) = (vec![E::ZERO; filters], vec![0u32; filters]);
+    let (mut max, mut best, mut g_window) = (vec![E::ZERO; filters], vec![0u32; filters], vec![E::ZERO; filters]);
     let per_row = act.chunks_exact(out_len * filters).zip(dact.chunks_exact_mut(out_len * filters));
     for ((act_r, dact_r), g_row) in per_row.zip(g.chunks_exact(filters * pooled)) {
         let windows = act_r.chunks_exact(pool * filters).zip(dact_r.chunks_exact_mut(pool * filters));
         for (j, (window, d_window)) in windows.enumerate() {
             window_argmax(window, &mut max, &mut best);
-            for (f, (&m, &i)) in max.iter().zip(&best).enumerate() {
-                if !relu || m > E::ZERO {
-                    d_window[i as usize * filters + f] = g_row[f * pooled + j];
+            for (f, (gw, &m)) in g_window.iter_mut().zip(&max).enumerate() {
+                *gw = if !relu || m > E::ZERO { g_row[f * pooled + j] } else { E::ZERO };
+            }
+            // Every row of the window written whole (the gradient or zero), which vectorizes
+            // where a scatter to the largest values does not.
+            for (i, d_row) in (0..).zip(d_window.chunks_exact_mut(filters)) {
+                for ((d, &b), &gw) in d_row.iter_mut().zip(&best).zip(&g_window) {
+                    *d = if b == i { gw } else { E::ZERO };
                 }
             }
         }
@@ -563,7 +577,10 @@ fn conv1d_pool_backward<E: CellFloat>(
 
 impl FusedOps for Flex {
     fn conv1d_pool(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, relu: bool, pool: usize) -> FlexTensor {
-        by_dtype!(x, E => conv1d_pool_forward::<E>(&x, &weight, &bias, relu, pool).0)
+        vectorized(
+            #[inline(always)]
+            || by_dtype!(x, E => conv1d_pool_forward::<E>(&x, &weight, &bias, relu, pool).0),
+        )
     }
 
     fn lstm_cell(z: FlexTensor, c: FlexTensor) -> FlexTensor {
@@ -607,7 +624,10 @@ impl Backward<Flex, 3> for Conv1dPoolBackward {
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<Flex>(&ops.node);
         let (x, weight, act, relu, pool) = ops.state;
-        let parts = by_dtype!(x, E => conv1d_pool_backward::<E>(&x, &weight, &act, relu, pool, &grad));
+        let parts = vectorized(
+            #[inline(always)]
+            || by_dtype!(x, E => conv1d_pool_backward::<E>(&x, &weight, &act, relu, pool, &grad)),
+        );
         for (parent, part) in ops.parents.into_iter().zip(parts) {
             if let Some(node) = parent {
                 grads.register::<Flex>(node.id, part);
@@ -681,7 +701,10 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         match Conv1dPoolBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (x, weight, bias) = (x.primitive().clone(), weight.primitive().clone(), bias.into_primitive());
-                let (out, act) = by_dtype!(x, E => conv1d_pool_forward::<E>(&x, &weight, &bias, relu, pool));
+                let (out, act) = vectorized(
+                    #[inline(always)]
+                    || by_dtype!(x, E => conv1d_pool_forward::<E>(&x, &weight, &bias, relu, pool)),
+                );
                 prep.finish((x, weight, act, relu, pool), out)
             }
             OpsKind::UnTracked(prep) => prep.finish(Flex::conv1d_pool(
