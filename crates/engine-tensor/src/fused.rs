@@ -98,18 +98,9 @@ trait CellFloat:
     const ZERO: Self;
     fn sigmoid(self) -> Self;
     fn tanh(self) -> Self;
-    /// c = a·b for row-major `a` (m × k) and `b` (k × n), each read with the given (row, column)
-    /// strides, into row-major `c` (m × n).
-    fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: &[Self],
-        a_strides: [usize; 2],
-        b: &[Self],
-        b_strides: [usize; 2],
-        c: &mut [Self],
-    );
+    /// c = a·b for `a` (m × k) and `b` (k × n), each given with its (row, column) strides, into
+    /// row-major `c` (m × n).
+    fn gemm(mkn: [usize; 3], a: (&[Self], [usize; 2]), b: (&[Self], [usize; 2]), c: &mut [Self]);
 }
 
 /// Checks that every element a `rows × cols` matrix read with `strides` can reach lies in a
@@ -130,13 +121,9 @@ impl CellFloat for f32 {
         tanh_f32(self)
     }
     fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: &[Self],
-        [rsa, csa]: [usize; 2],
-        b: &[Self],
-        [rsb, csb]: [usize; 2],
+        [m, k, n]: [usize; 3],
+        (a, [rsa, csa]): (&[Self], [usize; 2]),
+        (b, [rsb, csb]): (&[Self], [usize; 2]),
         c: &mut [Self],
     ) {
         assert!(fits(a.len(), m, k, [rsa, csa]) && fits(b.len(), k, n, [rsb, csb]) && c.len() == m * n);
@@ -174,13 +161,9 @@ impl CellFloat for f64 {
         f64::tanh(self)
     }
     fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: &[Self],
-        [rsa, csa]: [usize; 2],
-        b: &[Self],
-        [rsb, csb]: [usize; 2],
+        [m, k, n]: [usize; 3],
+        (a, [rsa, csa]): (&[Self], [usize; 2]),
+        (b, [rsb, csb]): (&[Self], [usize; 2]),
         c: &mut [Self],
     ) {
         assert!(fits(a.len(), m, k, [rsa, csa]) && fits(b.len(), k, n, [rsb, csb]) && c.len() == m * n);
@@ -449,7 +432,7 @@ fn conv1d_pool_forward<E: CellFloat>(
     let (out_len, ck) = (length + 1 - kernel, channels * kernel);
     // act = cols · weightsᵀ + bias, then the ReLU: one row per (row, position).
     let mut act = vec![E::ZERO; rows * out_len * filters];
-    E::gemm(rows * out_len, ck, filters, &im2col(x, dims, kernel), [ck, 1], w, [1, ck], &mut act);
+    E::gemm([rows * out_len, ck, filters], (&im2col(x, dims, kernel), [ck, 1]), (w, [1, ck]), &mut act);
     for row in act.chunks_exact_mut(filters) {
         if relu {
             // Written as selects, which vectorize; NaN stays NaN and is caught by the loss check.
@@ -459,7 +442,7 @@ fn conv1d_pool_forward<E: CellFloat>(
             }
         } else {
             for (a, &b) in row.iter_mut().zip(bias) {
-                *a = *a + b;
+                *a += b;
             }
         }
     }
@@ -554,9 +537,9 @@ fn conv1d_pool_backward<E: CellFloat>(
     }
     // dweight (filters × ck) = dactᵀ · cols; dcols (m × ck) = dact · weights.
     let mut dweight = vec![E::ZERO; filters * ck];
-    E::gemm(filters, m, ck, &dact, [1, filters], &im2col(x, dims, kernel), [ck, 1], &mut dweight);
+    E::gemm([filters, m, ck], (&dact, [1, filters]), (&im2col(x, dims, kernel), [ck, 1]), &mut dweight);
     let mut dcols = vec![E::ZERO; m * ck];
-    E::gemm(m, filters, ck, &dact, [filters, 1], w, [ck, 1], &mut dcols);
+    E::gemm([m, filters, ck], (&dact, [filters, 1]), (w, [ck, 1]), &mut dcols);
     // Folded back (col2im): every patch value adds to the input position it came from.
     let mut dx = vec![E::ZERO; rows * channels * length];
     for (dxr, dcr) in dx.chunks_exact_mut(channels * length).zip(dcols.chunks_exact(out_len * ck)) {
