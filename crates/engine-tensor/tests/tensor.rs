@@ -251,6 +251,9 @@ fn check_gradients(kind: ModelKind, params: &[(&str, &str)], d: usize) {
 fn gradients_match_finite_differences_in_f64() {
     check_gradients(ModelKind::Mlp, &[("hidden", "4,3"), ("activation", "tanh")], 5);
     check_gradients(ModelKind::Cnn, &[("filters", "2,3"), ("dense", "4"), ("activation", "tanh")], 9);
+    // ReLU and linear CNNs run the fused convolution block on flex (tanh takes Burn's layers).
+    check_gradients(ModelKind::Cnn, &[("filters", "2,3"), ("dense", "4"), ("activation", "relu")], 9);
+    check_gradients(ModelKind::Cnn, &[("filters", "2,3"), ("dense", "4"), ("activation", "linear")], 9);
     check_gradients(ModelKind::Lstm, &[("units", "3")], 4);
     check_gradients(ModelKind::Gru, &[("units", "3")], 4);
     // Real sequences: 3 steps of 2 values.
