@@ -98,15 +98,34 @@ trait CellFloat:
     const ZERO: Self;
     fn sigmoid(self) -> Self;
     fn tanh(self) -> Self;
-    /// c = a·b for `a` (m × k) and `b` (k × n), each given with its (row, column) strides, into
-    /// row-major `c` (m × n).
-    fn gemm(mkn: [usize; 3], a: (&[Self], [usize; 2]), b: (&[Self], [usize; 2]), c: &mut [Self]);
+    /// matrixmultiply's GEMM for the type.
+    const GEMM: RawGemm<Self>;
 }
 
+/// `matrixmultiply::sgemm` / `dgemm`: (m, k, n, α, a, a's row and column strides, b, its strides,
+/// β, c, its strides).
+type RawGemm<E> =
+    unsafe fn(usize, usize, usize, E, *const E, isize, isize, *const E, isize, isize, E, *mut E, isize, isize);
+
 /// Checks that every element a `rows × cols` matrix read with `strides` can reach lies in a
-/// buffer of `len`, which is what makes the raw-pointer GEMM calls below sound.
+/// buffer of `len`, which is what makes the raw-pointer GEMM call below sound.
 fn fits(len: usize, rows: usize, cols: usize, [rs, cs]: [usize; 2]) -> bool {
     rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
+}
+
+/// c = a·b for `a` (m × k) and `b` (k × n), each given with its (row, column) strides, into
+/// row-major `c` (m × n).
+fn gemm<E: CellFloat>(
+    [m, k, n]: [usize; 3],
+    (a, [rsa, csa]): (&[E], [usize; 2]),
+    (b, [rsb, csb]): (&[E], [usize; 2]),
+    c: &mut [E],
+) {
+    assert!(fits(a.len(), m, k, [rsa, csa]) && fits(b.len(), k, n, [rsb, csb]) && c.len() == m * n);
+    let (a, b, c) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+    let [rsa, csa, rsb, csb] = [rsa, csa, rsb, csb].map(|v| v as isize);
+    // SAFETY: the assert above keeps every index the product reads or writes in bounds.
+    unsafe { E::GEMM(m, k, n, E::ONE, a, rsa, csa, b, rsb, csb, E::ZERO, c, n as isize, 1) }
 }
 
 impl CellFloat for f32 {
@@ -120,33 +139,7 @@ impl CellFloat for f32 {
     fn tanh(self) -> Self {
         tanh_f32(self)
     }
-    fn gemm(
-        [m, k, n]: [usize; 3],
-        (a, [rsa, csa]): (&[Self], [usize; 2]),
-        (b, [rsb, csb]): (&[Self], [usize; 2]),
-        c: &mut [Self],
-    ) {
-        assert!(fits(a.len(), m, k, [rsa, csa]) && fits(b.len(), k, n, [rsb, csb]) && c.len() == m * n);
-        // SAFETY: the assert above keeps every index the product reads or writes in bounds.
-        unsafe {
-            matrixmultiply::sgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.as_ptr(),
-                rsa as isize,
-                csa as isize,
-                b.as_ptr(),
-                rsb as isize,
-                csb as isize,
-                0.0,
-                c.as_mut_ptr(),
-                n as isize,
-                1,
-            );
-        }
-    }
+    const GEMM: RawGemm<Self> = matrixmultiply::sgemm;
 }
 
 impl CellFloat for f64 {
@@ -160,33 +153,7 @@ impl CellFloat for f64 {
     fn tanh(self) -> Self {
         f64::tanh(self)
     }
-    fn gemm(
-        [m, k, n]: [usize; 3],
-        (a, [rsa, csa]): (&[Self], [usize; 2]),
-        (b, [rsb, csb]): (&[Self], [usize; 2]),
-        c: &mut [Self],
-    ) {
-        assert!(fits(a.len(), m, k, [rsa, csa]) && fits(b.len(), k, n, [rsb, csb]) && c.len() == m * n);
-        // SAFETY: the assert above keeps every index the product reads or writes in bounds.
-        unsafe {
-            matrixmultiply::dgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.as_ptr(),
-                rsa as isize,
-                csa as isize,
-                b.as_ptr(),
-                rsb as isize,
-                csb as isize,
-                0.0,
-                c.as_mut_ptr(),
-                n as isize,
-                1,
-            );
-        }
-    }
+    const GEMM: RawGemm<Self> = matrixmultiply::dgemm;
 }
 
 /// A tensor's values, contiguous, and its `[rows, cols]`.
@@ -253,9 +220,9 @@ fn lstm_cell_forward<E: CellFloat>(z: &FlexTensor, c: &FlexTensor) -> FlexTensor
     tensor(out, rows, u)
 }
 
-/// Gradients of [`lstm_cell`] for `dc_new`: (dz, dc), dz's o block zero.
+/// Gradients of [`lstm_cell`] for `dc_new`: [dz, dc], dz's o block zero.
 #[inline(always)]
-fn lstm_cell_backward<E: CellFloat>(z: &FlexTensor, c: &FlexTensor, grad: &FlexTensor) -> (FlexTensor, FlexTensor) {
+fn lstm_cell_backward<E: CellFloat>(z: &FlexTensor, c: &FlexTensor, grad: &FlexTensor) -> [FlexTensor; 2] {
     let ((z, rows, _), (c, _, u), (g, _, _)) = (values::<E>(z), values::<E>(c), values::<E>(grad));
     let (z, c, g) = (slice::<E>(&z), slice::<E>(&c), slice::<E>(&g));
     let (mut dz, mut dc) = (vec![E::ZERO; rows * 4 * u], vec![E::ZERO; rows * u]);
@@ -265,7 +232,7 @@ fn lstm_cell_backward<E: CellFloat>(z: &FlexTensor, c: &FlexTensor, grad: &FlexT
         let (dzf, rest) = rest.split_at_mut(u);
         lstm_cell_backward_row([&zr[..u], &zr[u..2 * u], &zr[3 * u..], cr, gr], dzi, dzf, &mut rest[u..], dcr);
     }
-    (tensor(dz, rows, 4 * u), tensor(dc, rows, u))
+    [tensor(dz, rows, 4 * u), tensor(dc, rows, u)]
 }
 
 /// One row of [`lstm_cell_backward`]. The outputs are separate arguments so that the compiler
@@ -298,9 +265,9 @@ fn lstm_hidden_forward<E: CellFloat>(z: &FlexTensor, c: &FlexTensor) -> FlexTens
     tensor(out, rows, u)
 }
 
-/// Gradients of [`lstm_hidden`] for `dh`: (dz, dc), dz zero but for the o block.
+/// Gradients of [`lstm_hidden`] for `dh`: [dz, dc], dz zero but for the o block.
 #[inline(always)]
-fn lstm_hidden_backward<E: CellFloat>(z: &FlexTensor, c: &FlexTensor, grad: &FlexTensor) -> (FlexTensor, FlexTensor) {
+fn lstm_hidden_backward<E: CellFloat>(z: &FlexTensor, c: &FlexTensor, grad: &FlexTensor) -> [FlexTensor; 2] {
     let ((z, rows, _), (c, _, u), (g, _, _)) = (values::<E>(z), values::<E>(c), values::<E>(grad));
     let (z, c, g) = (slice::<E>(&z), slice::<E>(&c), slice::<E>(&g));
     let (mut dz, mut dc) = (vec![E::ZERO; rows * 4 * u], vec![E::ZERO; rows * u]);
@@ -308,7 +275,7 @@ fn lstm_hidden_backward<E: CellFloat>(z: &FlexTensor, c: &FlexTensor, grad: &Fle
     for (((zr, cr), gr), (dzr, dcr)) in rows_in.zip(dz.chunks_exact_mut(4 * u).zip(dc.chunks_exact_mut(u))) {
         lstm_hidden_backward_row([&zr[2 * u..3 * u], cr, gr], &mut dzr[2 * u..3 * u], dcr);
     }
-    (tensor(dz, rows, 4 * u), tensor(dc, rows, u))
+    [tensor(dz, rows, 4 * u), tensor(dc, rows, u)]
 }
 
 /// One row of [`lstm_hidden_backward`] (separate outputs, as in [`lstm_cell_backward_row`]).
@@ -432,7 +399,7 @@ fn conv1d_pool_forward<E: CellFloat>(
     let (out_len, ck) = (length + 1 - kernel, channels * kernel);
     // act = cols · weightsᵀ + bias, then the ReLU: one row per (row, position).
     let mut act = vec![E::ZERO; rows * out_len * filters];
-    E::gemm([rows * out_len, ck, filters], (&im2col(x, dims, kernel), [ck, 1]), (w, [1, ck]), &mut act);
+    gemm([rows * out_len, ck, filters], (&im2col(x, dims, kernel), [ck, 1]), (w, [1, ck]), &mut act);
     for row in act.chunks_exact_mut(filters) {
         if relu {
             // Written as selects, which vectorize; NaN stays NaN and is caught by the loss check.
@@ -537,9 +504,9 @@ fn conv1d_pool_backward<E: CellFloat>(
     }
     // dweight (filters × ck) = dactᵀ · cols; dcols (m × ck) = dact · weights.
     let mut dweight = vec![E::ZERO; filters * ck];
-    E::gemm([filters, m, ck], (&dact, [1, filters]), (&im2col(x, dims, kernel), [ck, 1]), &mut dweight);
+    gemm([filters, m, ck], (&dact, [1, filters]), (&im2col(x, dims, kernel), [ck, 1]), &mut dweight);
     let mut dcols = vec![E::ZERO; m * ck];
-    E::gemm([m, filters, ck], (&dact, [filters, 1]), (w, [ck, 1]), &mut dcols);
+    gemm([m, filters, ck], (&dact, [filters, 1]), (w, [ck, 1]), &mut dcols);
     // Folded back (col2im): every patch value adds to the input position it came from.
     let mut dx = vec![E::ZERO; rows * channels * length];
     for (dxr, dcr) in dx.chunks_exact_mut(channels * length).zip(dcols.chunks_exact(out_len * ck)) {
@@ -599,23 +566,33 @@ struct LstmHiddenBackward;
 #[derive(Debug)]
 struct GruCellBackward;
 
+/// What every backward step here does: computes the inputs' gradients from the saved state and
+/// the output's gradient, and hands each input that wants one its part.
+fn hand_out<S, const N: usize>(
+    ops: Ops<S, N>,
+    grads: &mut Gradients,
+    parts: impl FnOnce(S, FlexTensor) -> [FlexTensor; N],
+) {
+    let grad = grads.consume::<Flex>(&ops.node);
+    for (parent, part) in ops.parents.into_iter().zip(parts(ops.state, grad)) {
+        if let Some(node) = parent {
+            grads.register::<Flex>(node.id, part);
+        }
+    }
+}
+
 /// Keeps the input, the weights and the activations before pooling (whose recomputation would
 /// cost a matrix product), with the block's settings.
 impl Backward<Flex, 3> for Conv1dPoolBackward {
     type State = (FlexTensor, FlexTensor, FlexTensor, bool, usize);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = grads.consume::<Flex>(&ops.node);
-        let (x, weight, act, relu, pool) = ops.state;
-        let parts = vectorized(
-            #[inline(always)]
-            || by_dtype!(x, E => conv1d_pool_backward::<E>(&x, &weight, &act, relu, pool, &grad)),
-        );
-        for (parent, part) in ops.parents.into_iter().zip(parts) {
-            if let Some(node) = parent {
-                grads.register::<Flex>(node.id, part);
-            }
-        }
+        hand_out(ops, grads, |(x, weight, act, relu, pool), grad| {
+            vectorized(
+                #[inline(always)]
+                || by_dtype!(x, E => conv1d_pool_backward::<E>(&x, &weight, &act, relu, pool, &grad)),
+            )
+        });
     }
 }
 
@@ -623,17 +600,12 @@ impl Backward<Flex, 2> for LstmCellBackward {
     type State = (FlexTensor, FlexTensor);
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = grads.consume::<Flex>(&ops.node);
-        let (z, c) = ops.state;
-        let (dz, dc) = vectorized(
-            #[inline(always)]
-            || by_dtype!(z, E => lstm_cell_backward::<E>(&z, &c, &grad)),
-        );
-        for (parent, part) in ops.parents.into_iter().zip([dz, dc]) {
-            if let Some(node) = parent {
-                grads.register::<Flex>(node.id, part);
-            }
-        }
+        hand_out(ops, grads, |(z, c), grad| {
+            vectorized(
+                #[inline(always)]
+                || by_dtype!(z, E => lstm_cell_backward::<E>(&z, &c, &grad)),
+            )
+        });
     }
 }
 
@@ -641,17 +613,12 @@ impl Backward<Flex, 2> for LstmHiddenBackward {
     type State = (FlexTensor, FlexTensor);
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = grads.consume::<Flex>(&ops.node);
-        let (z, c) = ops.state;
-        let (dz, dc) = vectorized(
-            #[inline(always)]
-            || by_dtype!(z, E => lstm_hidden_backward::<E>(&z, &c, &grad)),
-        );
-        for (parent, part) in ops.parents.into_iter().zip([dz, dc]) {
-            if let Some(node) = parent {
-                grads.register::<Flex>(node.id, part);
-            }
-        }
+        hand_out(ops, grads, |(z, c), grad| {
+            vectorized(
+                #[inline(always)]
+                || by_dtype!(z, E => lstm_hidden_backward::<E>(&z, &c, &grad)),
+            )
+        });
     }
 }
 
@@ -659,17 +626,12 @@ impl Backward<Flex, 3> for GruCellBackward {
     type State = (FlexTensor, FlexTensor, FlexTensor);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = grads.consume::<Flex>(&ops.node);
-        let (xw, hu, h) = ops.state;
-        let parts = vectorized(
-            #[inline(always)]
-            || by_dtype!(xw, E => gru_cell_backward::<E>(&xw, &hu, &h, &grad)),
-        );
-        for (parent, part) in ops.parents.into_iter().zip(parts) {
-            if let Some(node) = parent {
-                grads.register::<Flex>(node.id, part);
-            }
-        }
+        hand_out(ops, grads, |(xw, hu, h), grad| {
+            vectorized(
+                #[inline(always)]
+                || by_dtype!(xw, E => gru_cell_backward::<E>(&xw, &hu, &h, &grad)),
+            )
+        });
     }
 }
 
