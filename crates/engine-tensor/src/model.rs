@@ -328,8 +328,8 @@ impl Net {
                             fused::conv1d_pool(seq, conv.weight.val(), bias.val(), relu, pooled)
                         }
                         _ => {
-                            seq = self.act(conv.forward(seq));
-                            if pooled > 1 { MaxPool1dConfig::new(pool).init().forward(seq) } else { seq }
+                            let activated = self.act(conv.forward(seq));
+                            if pooled > 1 { MaxPool1dConfig::new(pool).init().forward(activated) } else { activated }
                         }
                     };
                 }

@@ -599,7 +599,11 @@ fn run_step(
             let step_input = input(r);
             scope.spawn(move |_| {
                 let mut masks = DropoutMasks::new(seed, epoch, batch.step, r);
-                *slot = Some(replica_step(&replica, &step_input, device, &mut masks));
+                // A panic stays in its replica and becomes an error, as a thread's join did.
+                let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    replica_step(&replica, &step_input, device, &mut masks)
+                }));
+                *slot = Some(step.unwrap_or_else(|_| Err(Error::Data("a replica panicked".into()))));
             });
         }
     });
