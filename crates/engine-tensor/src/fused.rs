@@ -10,10 +10,10 @@
 //! Flex runs a 1-D convolution as a general 3-D one and a max-pool through a 3-D pool with an
 //! index tensor; at the 1-D CNN's sizes (sequences of 28, 32–64 channels) their per-plane
 //! bookkeeping costs more than the arithmetic. Here a convolution is one matrix product over
-//! the unfolded input (im2col, as Keras's CPU kernels do) and the pool one pass.
+//! the unfolded input (im2col) and the pool one pass.
 //!
-//! The composed versions in `model.rs` stay for other backends and for bf16 / f16; the tests
-//! check that both give the same values and gradients.
+//! The composed versions in `model.rs` stay for other backends, bf16 / f16 and CNN activations
+//! other than ReLU and linear; the tests check that both give the same values and gradients.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -85,7 +85,7 @@ pub trait FusedOps: Backend {
 }
 
 /// The float types the kernels run in: f32 with the vectorizable functions, f64 with std's.
-trait CellFloat:
+trait KernelFloat:
     Element
     + bytemuck::Pod
     + PartialOrd
@@ -115,7 +115,7 @@ fn fits(len: usize, rows: usize, cols: usize, [rs, cs]: [usize; 2]) -> bool {
 
 /// c = a·b for `a` (m × k) and `b` (k × n), each given with its (row, column) strides, into
 /// row-major `c` (m × n).
-fn gemm<E: CellFloat>(
+fn gemm<E: KernelFloat>(
     [m, k, n]: [usize; 3],
     (a, [rsa, csa]): (&[E], [usize; 2]),
     (b, [rsb, csb]): (&[E], [usize; 2]),
@@ -128,7 +128,7 @@ fn gemm<E: CellFloat>(
     unsafe { E::GEMM(m, k, n, E::ONE, a, rsa, csa, b, rsb, csb, E::ZERO, c, n as isize, 1) }
 }
 
-impl CellFloat for f32 {
+impl KernelFloat for f32 {
     const ONE: Self = 1.0;
     const ZERO: Self = 0.0;
     #[inline(always)]
@@ -142,7 +142,7 @@ impl CellFloat for f32 {
     const GEMM: RawGemm<Self> = matrixmultiply::sgemm;
 }
 
-impl CellFloat for f64 {
+impl KernelFloat for f64 {
     const ONE: Self = 1.0;
     const ZERO: Self = 0.0;
     #[inline(always)]
@@ -157,17 +157,17 @@ impl CellFloat for f64 {
 }
 
 /// A tensor's values, contiguous, and its `[rows, cols]`.
-fn values<E: CellFloat>(t: &FlexTensor) -> (FlexTensor, usize, usize) {
+fn values<E: KernelFloat>(t: &FlexTensor) -> (FlexTensor, usize, usize) {
     let t = t.to_contiguous();
     let dims = t.layout().shape().dims::<2>();
     (t, dims[0], dims[1])
 }
 
-fn slice<E: CellFloat>(t: &FlexTensor) -> &[E] {
+fn slice<E: KernelFloat>(t: &FlexTensor) -> &[E] {
     t.as_slice::<E>().expect("contiguous after to_contiguous")
 }
 
-fn tensor<E: CellFloat>(v: Vec<E>, rows: usize, cols: usize) -> FlexTensor {
+fn tensor<E: KernelFloat>(v: Vec<E>, rows: usize, cols: usize) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(v, [rows, cols]))
 }
 
@@ -207,7 +207,7 @@ fn vectorized<R>(kernel: impl FnOnce() -> R) -> R {
 }
 
 #[inline(always)]
-fn lstm_cell_forward<E: CellFloat>(z: &FlexTensor, c: &FlexTensor) -> FlexTensor {
+fn lstm_cell_forward<E: KernelFloat>(z: &FlexTensor, c: &FlexTensor) -> FlexTensor {
     let ((z, rows, _), (c, _, u)) = (values::<E>(z), values::<E>(c));
     let (z, c) = (slice::<E>(&z), slice::<E>(&c));
     let mut out = vec![E::ZERO; rows * u];
@@ -222,7 +222,7 @@ fn lstm_cell_forward<E: CellFloat>(z: &FlexTensor, c: &FlexTensor) -> FlexTensor
 
 /// Gradients of [`lstm_cell`] for `dc_new`: [dz, dc], dz's o block zero.
 #[inline(always)]
-fn lstm_cell_backward<E: CellFloat>(z: &FlexTensor, c: &FlexTensor, grad: &FlexTensor) -> [FlexTensor; 2] {
+fn lstm_cell_backward<E: KernelFloat>(z: &FlexTensor, c: &FlexTensor, grad: &FlexTensor) -> [FlexTensor; 2] {
     let ((z, rows, _), (c, _, u), (g, _, _)) = (values::<E>(z), values::<E>(c), values::<E>(grad));
     let (z, c, g) = (slice::<E>(&z), slice::<E>(&c), slice::<E>(&g));
     let (mut dz, mut dc) = (vec![E::ZERO; rows * 4 * u], vec![E::ZERO; rows * u]);
@@ -238,7 +238,13 @@ fn lstm_cell_backward<E: CellFloat>(z: &FlexTensor, c: &FlexTensor, grad: &FlexT
 /// One row of [`lstm_cell_backward`]. The outputs are separate arguments so that the compiler
 /// knows they do not overlap, which it needs to vectorize the loop.
 #[inline(always)]
-fn lstm_cell_backward_row<E: CellFloat>(inputs: [&[E]; 5], dzi: &mut [E], dzf: &mut [E], dzg: &mut [E], dc: &mut [E]) {
+fn lstm_cell_backward_row<E: KernelFloat>(
+    inputs: [&[E]; 5],
+    dzi: &mut [E],
+    dzf: &mut [E],
+    dzg: &mut [E],
+    dc: &mut [E],
+) {
     let n = dc.len();
     let [zi, zf, zg, c, g] = inputs.map(|v| &v[..n]);
     let (dzi, dzf, dzg) = (&mut dzi[..n], &mut dzf[..n], &mut dzg[..n]);
@@ -252,7 +258,7 @@ fn lstm_cell_backward_row<E: CellFloat>(inputs: [&[E]; 5], dzi: &mut [E], dzf: &
 }
 
 #[inline(always)]
-fn lstm_hidden_forward<E: CellFloat>(z: &FlexTensor, c: &FlexTensor) -> FlexTensor {
+fn lstm_hidden_forward<E: KernelFloat>(z: &FlexTensor, c: &FlexTensor) -> FlexTensor {
     let ((z, rows, _), (c, _, u)) = (values::<E>(z), values::<E>(c));
     let (z, c) = (slice::<E>(&z), slice::<E>(&c));
     let mut out = vec![E::ZERO; rows * u];
@@ -267,7 +273,7 @@ fn lstm_hidden_forward<E: CellFloat>(z: &FlexTensor, c: &FlexTensor) -> FlexTens
 
 /// Gradients of [`lstm_hidden`] for `dh`: [dz, dc], dz zero but for the o block.
 #[inline(always)]
-fn lstm_hidden_backward<E: CellFloat>(z: &FlexTensor, c: &FlexTensor, grad: &FlexTensor) -> [FlexTensor; 2] {
+fn lstm_hidden_backward<E: KernelFloat>(z: &FlexTensor, c: &FlexTensor, grad: &FlexTensor) -> [FlexTensor; 2] {
     let ((z, rows, _), (c, _, u), (g, _, _)) = (values::<E>(z), values::<E>(c), values::<E>(grad));
     let (z, c, g) = (slice::<E>(&z), slice::<E>(&c), slice::<E>(&g));
     let (mut dz, mut dc) = (vec![E::ZERO; rows * 4 * u], vec![E::ZERO; rows * u]);
@@ -280,7 +286,7 @@ fn lstm_hidden_backward<E: CellFloat>(z: &FlexTensor, c: &FlexTensor, grad: &Fle
 
 /// One row of [`lstm_hidden_backward`] (separate outputs, as in [`lstm_cell_backward_row`]).
 #[inline(always)]
-fn lstm_hidden_backward_row<E: CellFloat>(inputs: [&[E]; 3], dzo: &mut [E], dc: &mut [E]) {
+fn lstm_hidden_backward_row<E: KernelFloat>(inputs: [&[E]; 3], dzo: &mut [E], dc: &mut [E]) {
     let n = dc.len();
     let [zo, c, g] = inputs.map(|v| &v[..n]);
     let dzo = &mut dzo[..n];
@@ -292,7 +298,7 @@ fn lstm_hidden_backward_row<E: CellFloat>(inputs: [&[E]; 3], dzo: &mut [E], dc: 
 }
 
 #[inline(always)]
-fn gru_cell_forward<E: CellFloat>(xw: &FlexTensor, hu: &FlexTensor, h: &FlexTensor) -> FlexTensor {
+fn gru_cell_forward<E: KernelFloat>(xw: &FlexTensor, hu: &FlexTensor, h: &FlexTensor) -> FlexTensor {
     let ((xw, rows, _), (hu, _, _), (h, _, u)) = (values::<E>(xw), values::<E>(hu), values::<E>(h));
     let (xw, hu, h) = (slice::<E>(&xw), slice::<E>(&hu), slice::<E>(&h));
     let mut out = vec![E::ZERO; rows * u];
@@ -312,7 +318,7 @@ fn gru_cell_forward<E: CellFloat>(xw: &FlexTensor, hu: &FlexTensor, h: &FlexTens
 
 /// Gradients of [`gru_cell`] for `dh_new`: (dxw, dhu, dh).
 #[inline(always)]
-fn gru_cell_backward<E: CellFloat>(
+fn gru_cell_backward<E: KernelFloat>(
     xw: &FlexTensor,
     hu: &FlexTensor,
     h: &FlexTensor,
@@ -338,7 +344,7 @@ fn gru_cell_backward<E: CellFloat>(
 
 /// One row of [`gru_cell_backward`] (separate outputs, as in [`lstm_cell_backward_row`]).
 #[inline(always)]
-fn gru_cell_backward_row<E: CellFloat>(inputs: [&[E]; 8], outputs: [&mut [E]; 6], dh: &mut [E]) {
+fn gru_cell_backward_row<E: KernelFloat>(inputs: [&[E]; 8], outputs: [&mut [E]; 6], dh: &mut [E]) {
     let n = dh.len();
     let [xz, xr, xn, pz, pr, pn, h, g] = inputs.map(|v| &v[..n]);
     let [dxz, dxr, dxn, dpz, dpr, dpn] = outputs.map(|v| &mut v[..n]);
@@ -366,7 +372,7 @@ fn values3(t: &FlexTensor) -> (FlexTensor, [usize; 3]) {
 /// `kernel` values from position t of row b, so that the convolution is this matrix times the
 /// weights (`filters × channels·kernel`) transposed.
 #[inline(always)]
-fn im2col<E: CellFloat>(x: &[E], [rows, channels, length]: [usize; 3], kernel: usize) -> Vec<E> {
+fn im2col<E: KernelFloat>(x: &[E], [rows, channels, length]: [usize; 3], kernel: usize) -> Vec<E> {
     let (out_len, ck) = (length + 1 - kernel, channels * kernel);
     let mut cols = vec![E::ZERO; rows * out_len * ck];
     // Column by column: each is a contiguous run of the input. Copying `kernel` values per row
@@ -386,7 +392,7 @@ fn im2col<E: CellFloat>(x: &[E], [rows, channels, length]: [usize; 3], kernel: u
 /// The convolution block's forward pass: the output (`rows × filters × pooled length`) and the
 /// activations before pooling, kept for the backward pass, as `(rows·out_len) × filters`.
 #[inline(always)]
-fn conv1d_pool_forward<E: CellFloat>(
+fn conv1d_pool_forward<E: KernelFloat>(
     x: &FlexTensor,
     weight: &FlexTensor,
     bias: &FlexTensor,
@@ -432,7 +438,7 @@ fn conv1d_pool_forward<E: CellFloat>(
 
 /// As [`window_max`], with the window row of each largest value (the first, on ties).
 #[inline(always)]
-fn window_argmax<E: CellFloat>(window: &[E], max: &mut [E], best: &mut [u32]) {
+fn window_argmax<E: KernelFloat>(window: &[E], max: &mut [E], best: &mut [u32]) {
     let (first, rest) = window.split_at(max.len());
     max.copy_from_slice(first);
     best.fill(0);
@@ -449,7 +455,7 @@ fn window_argmax<E: CellFloat>(window: &[E], max: &mut [E], best: &mut [u32]) {
 /// The largest value per filter of a pooling window (`pool` rows of `max.len()` activations);
 /// a loop over filters, so it vectorizes.
 #[inline(always)]
-fn window_max<E: CellFloat>(window: &[E], max: &mut [E]) {
+fn window_max<E: KernelFloat>(window: &[E], max: &mut [E]) {
     let (first, rest) = window.split_at(max.len());
     max.copy_from_slice(first);
     for row in rest.chunks_exact(max.len()) {
@@ -461,7 +467,7 @@ fn window_max<E: CellFloat>(window: &[E], max: &mut [E]) {
 
 /// Gradients of [`conv1d_pool`] for `grad`: [dx, dweight, dbias].
 #[inline(always)]
-fn conv1d_pool_backward<E: CellFloat>(
+fn conv1d_pool_backward<E: KernelFloat>(
     x: &FlexTensor,
     weight: &FlexTensor,
     act: &FlexTensor,
