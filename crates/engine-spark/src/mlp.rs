@@ -9,7 +9,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use trainbench_data::Partitioned;
-use trainbench_engine::fastmath::{exp_f32, sigmoid_f32};
+use trainbench_engine::fastmath::{exp_f32, sigmoid_f32, vectorized};
 use trainbench_engine::{Error, LogEntry, Result, TrainLog, TrainedModel};
 
 use crate::executor::{Executor, add_into};
@@ -79,22 +79,12 @@ fn matmul((m, k, n): (usize, usize, usize), a: &[f32], read_a: Read, b: &[f32], 
 }
 
 /// The sigmoid of every value. The hidden layers need one per unit per row, so the loop is
-/// also compiled for AVX2 + FMA (8 lanes instead of the baseline target's 4) and that copy is
-/// chosen at run time when the CPU has them. Both give the same bits: the same f32 operations
-/// on each value, none fused.
+/// also compiled for AVX2 + FMA ([`vectorized`]), bit-identical to the baseline copy.
 fn sigmoid_in_place(v: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has AVX2 and FMA, checked just above.
-        return unsafe { sigmoid_in_place_avx2(v) };
-    }
-    v.iter_mut().for_each(|x| *x = sigmoid_f32(*x));
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn sigmoid_in_place_avx2(v: &mut [f32]) {
-    v.iter_mut().for_each(|x| *x = sigmoid_f32(*x));
+    vectorized(
+        #[inline(always)]
+        || v.iter_mut().for_each(|x| *x = sigmoid_f32(*x)),
+    );
 }
 
 impl MlpModel {

@@ -23,7 +23,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, DispatchDevice, Flex, backend_extension};
 use burn::tensor::{DType, Element, Tensor, TensorData};
-use trainbench_engine::fastmath::{sigmoid_f32, tanh_f32};
+use trainbench_engine::fastmath::{sigmoid_f32, tanh_f32, vectorized};
 
 /// Whether the fused operations can run on tensors of this device and dtype.
 pub fn supported<const D: usize>(x: &Tensor<D>) -> bool {
@@ -187,23 +187,6 @@ macro_rules! by_dtype {
             other => panic!("fused operations run in f32 or f64, not {other:?}"),
         }
     };
-}
-
-/// Runs `kernel` compiled for AVX2 + FMA when the CPU has them (8 f32 lanes instead of the
-/// baseline target's 4): the kernel is inlined into a function with those features enabled.
-/// Same bits either way, since Rust never fuses a multiply and an add on its own.
-#[inline(always)]
-fn vectorized<R>(kernel: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        #[target_feature(enable = "avx2,fma")]
-        fn with_avx2<R>(kernel: impl FnOnce() -> R) -> R {
-            kernel()
-        }
-        // SAFETY: the CPU has AVX2 and FMA, checked just above.
-        return unsafe { with_avx2(kernel) };
-    }
-    kernel()
 }
 
 #[inline(always)]
