@@ -13,7 +13,7 @@ use trainbench_data::Partitioned;
 use trainbench_engine::{Error, LogEntry, Result, TrainLog, TrainedModel};
 
 pub use binning::{FeatureSplits, continuous_thresholds};
-use binning::{bin_of, find_splits};
+use binning::{RowBinner, find_splits};
 pub use split::Rule;
 use split::{SplitLimits, best_split, impurity};
 
@@ -98,12 +98,11 @@ pub fn fit(
     let d = data.data.n_features;
     let splits = find_splits(exec, data, categorical, params.max_bins, params.seed)?;
     // Bin every row once (TreePoint): one byte per feature.
+    let binner = RowBinner::new(&splits);
     let binned: Vec<std::result::Result<Vec<u8>, String>> = exec.map_partitions(data.len(), |p| {
         let part = data.partition(p);
-        let mut out = Vec::with_capacity(part.features.len());
-        for (i, &x) in part.features.iter().enumerate() {
-            out.push(bin_of(&splits[i % d], x).map_err(|e| format!("feature {}: {e}", i % d))?);
-        }
+        let mut out = vec![0; part.features.len()];
+        binner.bin_rows(part.features, &mut out)?;
         Ok(out)
     });
     let binned: Vec<Vec<u8>> = binned.into_iter().collect::<std::result::Result<_, _>>().map_err(Error::Data)?;
@@ -199,13 +198,21 @@ pub fn fit(
                     },
                 )
                 .unwrap_or_default();
-            for (s, &n) in group.iter().enumerate() {
-                let h = &hist[s * node_stride..(s + 1) * node_stride];
-                if store {
+            if store {
+                for (h, &n) in hist.chunks_exact(node_stride).zip(group) {
                     level_hists.insert(n, h.to_vec());
-                } else {
-                    chosen.push((n, choose(h, &offsets, &splits, &nodes[n].counts, &limits)));
                 }
+            } else {
+                let best = exec.map_partitions(group.len(), |s| {
+                    choose(
+                        &hist[s * node_stride..(s + 1) * node_stride],
+                        &offsets,
+                        &splits,
+                        &nodes[group[s]].counts,
+                        &limits,
+                    )
+                });
+                chosen.extend(group.iter().copied().zip(best));
             }
         }
         for (node, parent, sibling) in derived {
@@ -213,9 +220,11 @@ pub fn fit(
             level_hists.insert(node, h);
         }
         if store {
-            for &n in &open {
-                chosen.push((n, choose(&level_hists[&n], &offsets, &splits, &nodes[n].counts, &limits)));
-            }
+            // Nodes are independent: choose their splits on the workers too.
+            let best = exec.map_partitions(open.len(), |i| {
+                choose(&level_hists[&open[i]], &offsets, &splits, &nodes[open[i]].counts, &limits)
+            });
+            chosen.extend(open.iter().copied().zip(best));
         }
         for (n, best) in chosen {
             if let Some(best) = best {
