@@ -49,12 +49,17 @@ pub fn find_splits(
         let part = data.partition(p);
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (p as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let mut columns = vec![Vec::new(); d];
-        for i in 0..part.rows() {
-            if fraction >= 1.0 || rng.random::<f64>() < fraction {
-                for (c, &x) in columns.iter_mut().zip(part.row(i)) {
-                    c.push(f64::from(x));
-                }
+        // Bernoulli sampling by gaps, as Spark's sampler does for small fractions: the number
+        // of rows skipped before the next one taken is geometric, so one random draw per row
+        // taken instead of one per row.
+        let ln_q = (-fraction).ln_1p();
+        let mut gap = || if fraction >= 1.0 { 0 } else { (rng.random::<f64>().max(f64::EPSILON).ln() / ln_q) as usize };
+        let mut i = gap();
+        while i < part.rows() {
+            for (c, &x) in columns.iter_mut().zip(part.row(i)) {
+                c.push(f64::from(x));
             }
+            i = i.saturating_add(1 + gap());
         }
         columns
     });
