@@ -3,6 +3,8 @@
 //! argmin asks for the cost and the gradient separately; one pass over the partitions computes
 //! both, so the last evaluation is cached and the second request is free.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -34,6 +36,8 @@ type Evaluation = (Vec<f64>, f64, Vec<f64>);
 struct Cached<'a, O: Objective> {
     objective: &'a O,
     last: Mutex<Option<Evaluation>>,
+    /// Passes over the data so far: the line search may take more than one per iteration.
+    evaluations: Arc<AtomicUsize>,
 }
 
 impl<O: Objective> Cached<'_, O> {
@@ -45,6 +49,7 @@ impl<O: Objective> Cached<'_, O> {
             return (*f, g.clone());
         }
         let (f, g) = self.objective.evaluate(x);
+        self.evaluations.fetch_add(1, Ordering::Relaxed);
         *last = Some((x.to_vec(), f, g.clone()));
         (f, g)
     }
@@ -66,10 +71,11 @@ impl<O: Objective> Gradient for Cached<'_, O> {
     }
 }
 
-/// Records the cost after every iteration and stops the run if it is not finite.
+/// Records the cost and the evaluations so far after every iteration.
 struct Recorder {
     start: Instant,
     entries: Arc<Mutex<Vec<LogEntry>>>,
+    evaluations: Arc<AtomicUsize>,
 }
 
 impl Observe<IterState<Vec<f64>, Vec<f64>, (), (), (), f64>> for Recorder {
@@ -85,7 +91,7 @@ impl Observe<IterState<Vec<f64>, Vec<f64>, (), (), (), f64>> for Recorder {
             loss: cost,
             valid_loss: None,
             elapsed_seconds: self.start.elapsed().as_secs_f64(),
-            extra: Default::default(),
+            extra: BTreeMap::from([("evaluations".into(), self.evaluations.load(Ordering::Relaxed) as f64)]),
         });
         Ok(())
     }
@@ -100,7 +106,9 @@ pub fn minimize(objective: &impl Objective, x0: Vec<f64>, max_iter: usize, tol: 
         return Err(Error::Diverged { iteration: 0, loss: f0 });
     }
     // argmin starts by evaluating x0 again: answer that from the cache.
-    let problem = Cached { objective, last: Mutex::new(Some((x0.clone(), f0, g0))) };
+    let evaluations = Arc::new(AtomicUsize::new(1));
+    let problem =
+        Cached { objective, last: Mutex::new(Some((x0.clone(), f0, g0))), evaluations: Arc::clone(&evaluations) };
     let linesearch = MoreThuenteLineSearch::new();
     let argmin_err = |e: argmin::core::Error| Error::Data(format!("optimizer: {e}"));
     let mut solver = LBFGS::new(linesearch, 10).with_tolerance_cost(tol).map_err(argmin_err)?;
@@ -109,7 +117,7 @@ pub fn minimize(objective: &impl Objective, x0: Vec<f64>, max_iter: usize, tol: 
         solver = solver.with_l1_regularization(l1).map_err(argmin_err)?;
     }
     let entries = Arc::new(Mutex::new(Vec::new()));
-    let recorder = Recorder { start: Instant::now(), entries: Arc::clone(&entries) };
+    let recorder = Recorder { start: Instant::now(), entries: Arc::clone(&entries), evaluations };
     let result = Runner::new(problem, solver)
         .configure(|state| state.param(x0.clone()).max_iters(max_iter as u64))
         .add_observer(recorder, ObserverMode::Always)
@@ -151,6 +159,10 @@ mod tests {
         assert!((out.x[0] - 3.0).abs() < 1e-5 && (out.x[1] + 1.0).abs() < 1e-5, "{:?}", out.x);
         assert!(!out.log.is_empty());
         assert!(out.log.windows(2).all(|w| w[1].loss <= w[0].loss + 1e-12));
+        // At least one pass over the data per iteration, counted cumulatively.
+        let evaluations: Vec<f64> = out.log.iter().map(|e| e.extra["evaluations"]).collect();
+        assert!(evaluations.windows(2).all(|w| w[1] > w[0]), "{evaluations:?}");
+        assert!(evaluations[0] >= 2.0 && *evaluations.last().unwrap() >= out.log.len() as f64 + 1.0);
     }
 
     #[test]

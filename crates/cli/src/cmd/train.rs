@@ -350,6 +350,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         saved.save(path)?;
     }
     let fit_seconds = timers.seconds(Phase::Fit).unwrap_or(0.0);
+    // L-BFGS's passes over the data (one per iteration, more when the line search needs them).
+    let evaluations = log.entries.last().and_then(|e| e.extra.get("evaluations")).map(|&n| n as u64);
     if args.json {
         let value = with_scores(
             &report,
@@ -366,6 +368,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 "peak_rss_bytes": fit_resources.peak_rss_bytes,
                 "rows_per_second": data.train.rows() as f64 / fit_seconds.max(1e-9),
                 "iterations": log.entries.len(),
+                "evaluations": evaluations,
                 "epoch_seconds": log.entries.iter().filter_map(|e| e.extra.get("epoch_seconds")).collect::<Vec<_>>(),
                 "stop_reason": log.stop_reason,
                 "phase_seconds": timers.iter().map(|(p, s)| (p.name(), s)).collect::<std::collections::BTreeMap<_, _>>(),
@@ -389,13 +392,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
         ctx.workers
     );
     println!(
-        "fit {fit_seconds:.2} s ({} {}, {}), {:.0} rows/s, CPU {:.2} s, peak memory {}",
+        "fit {fit_seconds:.2} s ({} {}{}, {}), {:.0} rows/s, CPU {:.2} s, peak memory {}",
         log.entries.len(),
         match (spec.kind, engine.name()) {
             (ModelKind::Tree, _) => "levels",
             (_, "tensor") => "epochs",
             _ => "iterations",
         },
+        evaluations.map_or(String::new(), |n| format!(", {n} passes over the data")),
         log.stop_reason,
         data.train.rows() as f64 / fit_seconds.max(1e-9),
         fit_resources.cpu_seconds,
