@@ -2,9 +2,8 @@
 # The spark engine's scaling from 1 to N workers over the same partitions, on one generated
 # HIGGS-like file: runs `trainbench train --workers 1` and `--workers N` alternately (1 N 1 N ...)
 # and prints, per model, the median fit times, the speedup (ratio of the medians, and the median
-# of each pair's ratio), and whether the two fitted the same
-# model (same final training loss and test log loss, to the bit, as the fixed aggregation order
-# promises).
+# of each pair's ratio), and whether the two fitted the same model (same final training loss and
+# test log loss, to the bit, as the fixed aggregation order promises).
 #
 # Usage: bench/workers.sh [--rows 1000000] [--pairs 5] [--workers 2] [--partitions 4]
 #                         [--models "lr tree mlp"] [--mlp-iter 10]
