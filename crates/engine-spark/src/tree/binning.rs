@@ -170,6 +170,10 @@ impl RowBinner {
     pub fn bin_rows(&self, rows: &[f32], out: &mut [u8]) -> std::result::Result<(), String> {
         let d = self.d;
         assert_eq!(rows.len(), out.len(), "bin_rows: one byte per value");
+        if self.most == 0 {
+            // Every feature categorical or constant: the counting loops below write nothing.
+            out.fill(0);
+        }
         #[cfg(target_arch = "x86_64")]
         let done = std::arch::is_x86_feature_detected!("avx2") && {
             // SAFETY: the CPU has AVX2, checked just above.
@@ -340,6 +344,12 @@ mod tests {
         let continuous =
             |v: &[u8]| v.iter().enumerate().filter(|(i, _)| i % d != 4).map(|(_, &b)| b).collect::<Vec<_>>();
         assert_eq!(continuous(&portable), continuous(&expected));
+
+        // No thresholds anywhere: every continuous bin is 0, the categories are kept.
+        let flat = RowBinner::new(&[FeatureSplits::Continuous(vec![]), FeatureSplits::Categorical(3)]);
+        let mut bins = [9; 4];
+        flat.bin_rows(&[5.0, 2.0, -1.0, 1.0], &mut bins).unwrap();
+        assert_eq!(bins, [0, 2, 0, 1]);
 
         rows[d + 4] = 7.0;
         let err = binner.bin_rows(&rows, &mut out).unwrap_err();
