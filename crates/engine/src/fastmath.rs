@@ -1,8 +1,10 @@
-//! Vectorizable f32 exponential, sigmoid and tanh for the engines' hot loops.
+//! Vectorizable f32 exponential, sigmoid and tanh for the engines' hot loops, and the two f64
+//! functions of a logistic loss.
 //!
 //! libm's `expf` and `tanhf` are a call per value, which keeps loops over activations from
-//! vectorizing; these are plain f32 arithmetic with no branches, so the compiler turns a loop of
-//! them into SIMD code. Both engines' networks need one per unit per row.
+//! vectorizing; these are plain arithmetic with no branches, so the compiler turns a loop of
+//! them into SIMD code. Both engines' networks need one per unit per row; logistic regression
+//! needs one e^−|m| and one ln(1 + e^−|m|) per row.
 
 /// e^x: x = n·ln2 + r with n = round(x·log2 e) and |r| ≤ ln2/2, r computed with ln2 split in two
 /// parts (Cody–Waite) so it stays exact, e^r by its Taylor series to r⁶, times 2^n built from
@@ -38,6 +40,72 @@ pub fn tanh_f32(x: f32) -> f32 {
     1.0 - 2.0 / (exp_f32(2.0 * x) + 1.0)
 }
 
+/// e^x for x ≤ 0, in f64: the same reduction as [`exp_f32`] (x = n·ln2 + r, |r| ≤ ln2/2, ln2
+/// in two parts), e^r by its Taylor series to r¹³ (the first term left out is below 5·10⁻¹⁸).
+/// Within a few ulp of libm's `exp`. Below −708 it returns 0: the exact value is under 10⁻³⁰⁷,
+/// and 2^n would leave the normal range.
+#[inline(always)]
+pub fn exp_neg_f64(x: f64) -> f64 {
+    const ROUND: f64 = 6_755_399_441_055_744.0; // 1.5 · 2^52
+    const LN2_HI: f64 = 6.931_471_803_691_238e-1; // fdlibm's split: n · LN2_HI is exact
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    // NaN goes through (it is how a diverging fit is seen).
+    debug_assert!(x <= 0.0 || x.is_nan(), "exp_neg_f64 takes x ≤ 0, not {x}");
+    let underflow = x < -708.0;
+    let x = x.clamp(-708.0, 0.0);
+    let shifted = x * std::f64::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    // 1/k! for k = 0..=13, Horner from the highest.
+    const INV_FACTORIAL: [f64; 14] = {
+        let mut c = [1.0; 14];
+        let mut k = 1;
+        while k < 14 {
+            c[k] = c[k - 1] / k as f64;
+            k += 1;
+        }
+        c
+    };
+    let mut p = INV_FACTORIAL[13];
+    for &c in INV_FACTORIAL[..13].iter().rev() {
+        p = p * r + c;
+    }
+    let biased = shifted.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(1023);
+    let value = p * f64::from_bits(biased << 52);
+    if underflow { 0.0 } else { value }
+}
+
+/// ln(1 + x) for 0 ≤ x ≤ 1, in f64 (a log-loss's softplus term, x = e^−|m|). u = 1 + x is
+/// halved above √2, so ln u = k·ln2 + ln f with f within [1/√2, √2]; ln f = 2 atanh s with
+/// s = (f − 1)/(f + 1), |s| ≤ 0.172, by its series to s²³. Then Kahan's correction
+/// ln(1 + x) = ln u · x / (u − 1) recovers what rounding 1 + x lost, so tiny x stay exact.
+/// Within a few ulp of libm's `ln_1p`.
+#[inline(always)]
+pub fn ln_1p_unit_f64(x: f64) -> f64 {
+    debug_assert!((0.0..=1.0).contains(&x) || x.is_nan(), "ln_1p_unit_f64 takes 0 ≤ x ≤ 1, not {x}");
+    let u = 1.0 + x;
+    let halve = u > std::f64::consts::SQRT_2;
+    let f = if halve { u * 0.5 } else { u };
+    let s = (f - 1.0) / (f + 1.0);
+    let z = s * s;
+    // 1/(2k + 1) for k = 0..=11, Horner from the highest.
+    const INV_ODD: [f64; 12] = {
+        let mut c = [1.0; 12];
+        let mut k = 0;
+        while k < 12 {
+            c[k] = 1.0 / (2 * k + 1) as f64;
+            k += 1;
+        }
+        c
+    };
+    let mut series = INV_ODD[11];
+    for &c in INV_ODD[..11].iter().rev() {
+        series = series * z + c;
+    }
+    let ln_u = if halve { std::f64::consts::LN_2 } else { 0.0 } + 2.0 * s * series;
+    if u == 1.0 { x } else { ln_u * (x / (u - 1.0)) }
+}
+
 /// Runs `kernel` compiled for AVX2 + FMA when the CPU has them (8 f32 lanes instead of the
 /// baseline target's 4): a kernel marked `#[inline(always)]` (the closure and what it calls) is
 /// inlined into a function with those features enabled. Same bits either way, since Rust never
@@ -71,6 +139,29 @@ mod tests {
         }
         assert_eq!(sigmoid_f32(-200.0), 1.0 / (1.0 + exp_f32(87.0)));
         assert_eq!(sigmoid_f32(200.0), 1.0);
+    }
+
+    #[test]
+    fn f64_exp_and_ln_1p_are_within_a_few_ulp_of_libm() {
+        let ulps = |a: f64, b: f64| (a - b).abs() / (f64::EPSILON * b.abs().max(f64::MIN_POSITIVE));
+        let mut worst = (0.0f64, 0.0f64);
+        for i in 0..=786_000 {
+            let x = -(i as f64) * 0.000_9; // down to −707.4
+            let e = exp_neg_f64(x);
+            worst.0 = worst.0.max(ulps(e, x.exp()));
+            worst.1 = worst.1.max(ulps(ln_1p_unit_f64(e), e.ln_1p()));
+        }
+        // Values of 1 + x that round, tiny and subnormal x, both ends.
+        for x in [0.0, 1.0, 1e-300, 5e-324, 1e-17, 1.1e-16, 3e-16, 1e-9, 0.414_213_562_373_095, 0.414_213_562_373_096] {
+            worst.1 = worst.1.max(ulps(ln_1p_unit_f64(x), x.ln_1p()).min(if x == 0.0 { 0.0 } else { f64::MAX }));
+        }
+        assert!(worst.0 <= 4.0 && worst.1 <= 4.0, "worst ulps: exp {}, ln_1p {}", worst.0, worst.1);
+        assert_eq!(
+            (exp_neg_f64(0.0), exp_neg_f64(-708.5), exp_neg_f64(-800.0), ln_1p_unit_f64(0.0)),
+            (1.0, 0.0, 0.0, 0.0)
+        );
+        assert!((-708.5f64).exp() < 1e-307);
+        assert!(exp_neg_f64(f64::NAN).is_nan() && ln_1p_unit_f64(f64::NAN).is_nan());
     }
 
     #[test]
