@@ -391,10 +391,9 @@ mod tests {
         loss_gradient_sums(part, &w, &[b], &mut sums);
 
         let mut expected = vec![0.0; 1 + d + 1];
-        for i in 0..150 {
-            let x = part.row(i);
+        for (x, &label) in features.chunks_exact(d).zip(&labels) {
             let m = b + w.iter().zip(x).map(|(w, &x)| w * f64::from(x)).sum::<f64>();
-            let y = f64::from(labels[i]);
+            let y = f64::from(label);
             expected[0] += (1.0 + m.exp()).ln() - y * m;
             let r = 1.0 / (1.0 + (-m).exp()) - y;
             for j in 0..d {
