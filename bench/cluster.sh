@@ -24,13 +24,11 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-cargo build --release -q -p trainbench
-bin=target/release/trainbench
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-"$bin" gen higgs-like --rows "$rows" --seed 1 --out "$work/big.csv" >/dev/null
-"$bin" gen higgs-like --rows "$mlp_rows" --seed 1 --out "$work/small.csv" >/dev/null
-echo "# $(date -u +%F) $(git rev-parse --short HEAD); $rows rows (mlp: $mlp_rows); server $remote; $(nproc) cores"
+source bench/common.sh
+build_and_make_workdir
+generate_higgs "$rows" "$work/big.csv"
+generate_higgs "$mlp_rows" "$work/small.csv"
+echo "# $(date -u +%F) $(git rev-parse --short HEAD); $rows rows (mlp: $mlp_rows); server $remote; $(machine)"
 printf '%-8s %-6s %-5s %9s %9s %10s %8s %8s\n' where model pair "fit s" accuracy "peak MiB" "read s" "prep s"
 
 one() { # where model pair args...

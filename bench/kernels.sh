@@ -18,7 +18,8 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-echo "# $(date -u +%F) $(git rev-parse --short HEAD); one thread; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+source bench/common.sh
+echo "# $(date -u +%F) $(git rev-parse --short HEAD); one thread; $(machine)"
 # One thread for all: Burn's flex backend would otherwise spread a batch over the rayon pool.
 export RAYON_NUM_THREADS=1
 # Both crates in one invocation, so their dependencies are built once with the same features.

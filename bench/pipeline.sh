@@ -16,13 +16,11 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-cargo build --release -q -p trainbench
-bin=target/release/trainbench
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+source bench/common.sh
+build_and_make_workdir
 data="$work/higgs-$rows.csv"
-"$bin" gen higgs-like --rows "$rows" --seed 1 --out "$data" >/dev/null
-echo "data: $rows rows x 29 columns, $(du -h "$data" | cut -f1)B; $(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+generate_higgs "$rows" "$data"
+echo "data: $rows rows x 29 columns, $(du -h "$data" | cut -f1)B; $(machine)"
 
 now() { date +%s.%N; }
 inspect_times=()

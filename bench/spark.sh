@@ -24,13 +24,11 @@ done
 py=bench/.venv/bin/python
 [[ -x $py ]] || { echo "run bench/peers/setup.sh first" >&2; exit 2; }
 
-cargo build --release -q -p trainbench
-bin=target/release/trainbench
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+source bench/common.sh
+build_and_make_workdir
 data="$work/higgs.csv"
-"$bin" gen higgs-like --rows "$rows" --seed 1 --out "$data" >/dev/null
-echo "# $(date -u +%F) $(git rev-parse --short HEAD); $rows rows; local[$workers] vs --workers $workers; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+generate_higgs "$rows" "$data"
+echo "# $(date -u +%F) $(git rev-parse --short HEAD); $rows rows; local[$workers] vs --workers $workers; $(machine)"
 
 for model in $models; do
   extra_tb=(); extra_py=()

@@ -25,13 +25,11 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-cargo build --release -q -p trainbench
-bin=target/release/trainbench
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+source bench/common.sh
+build_and_make_workdir
 data="$work/higgs.csv"
-"$bin" gen higgs-like --rows "$rows" --seed 1 --out "$data" >/dev/null
-echo "# $(date -u +%F) $(git rev-parse --short HEAD); $rows rows, $partitions partitions; 1 vs $workers workers; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+generate_higgs "$rows" "$data"
+echo "# $(date -u +%F) $(git rev-parse --short HEAD); $rows rows, $partitions partitions; 1 vs $workers workers; $(machine)"
 
 for model in $models; do
   extra=()
