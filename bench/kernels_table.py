@@ -1,8 +1,9 @@
 """Prints the table of bench/kernels.sh from criterion's saved estimates.
 
 Each kernel's rate is set beside the two hardware measurements of the same run: read
-bandwidth (hardware/memory_read) and the f32 GEMM rate (hardware/sgemm_flop). The MLP's
-FLOPs follow from the layer sizes in its benchmark id: per row, the forward pass, the weight
+bandwidth (hardware/memory_read) and the GEMM rate in the kernel's arithmetic
+(hardware/sgemm_flop for f32, hardware/dgemm_flop for f64). The MLP's FLOPs follow from the
+layer sizes in its benchmark id ("28-64-64-2/f64"): per row, the forward pass, the weight
 gradients and the deltas sent back to every hidden layer, each one multiply-add per weight.
 """
 
@@ -34,13 +35,16 @@ def main(root):
         _, read_s = results["hardware/memory_read"]
         read_meta, _ = results["hardware/memory_read"]
         read_gbs = read_meta["throughput"]["Bytes"] / read_s / 1e9
-        gemm_id = next(k for k in results if k.startswith("hardware/sgemm_flop/"))
-        gemm_meta, gemm_s = results[gemm_id]
-        gemm_gflops = gemm_meta["throughput"]["Elements"] / gemm_s / 1e9
+        gemm_gflops, n = {}, None
+        for kind, prefix in (("f32", "hardware/sgemm_flop/"), ("f64", "hardware/dgemm_flop/")):
+            gemm_id = next(k for k in results if k.startswith(prefix))
+            gemm_meta, gemm_s = results[gemm_id]
+            gemm_gflops[kind] = gemm_meta["throughput"]["Elements"] / gemm_s / 1e9
+            n = gemm_id.rsplit("/", 1)[1]
     except (KeyError, StopIteration):
         sys.exit(f"no hardware measurements under {root}: run bench/kernels.sh")
-    n = gemm_id.rsplit("/", 1)[1]
-    print(f"read bandwidth {read_gbs:.1f} GB/s; f32 GEMM ({n}³, matrixmultiply) {gemm_gflops:.1f} GFLOP/s\n")
+    print(f"read bandwidth {read_gbs:.1f} GB/s; GEMM ({n}³, matrixmultiply) f32 {gemm_gflops['f32']:.1f}, "
+          f"f64 {gemm_gflops['f64']:.1f} GFLOP/s\n")
     print("| kernel | median time | rows/s | GB/s | share of read bandwidth | GFLOP/s | share of GEMM rate |")
     print("|---|---|---|---|---|---|---|")
     for key in sorted(k for k in results if k.startswith("kernel/")):
@@ -51,10 +55,11 @@ def main(root):
         flops = "–"
         flop_share = "–"
         if "mlp" in meta["function_id"]:
-            layers = [int(v) for v in meta["value_str"].split("-")]
+            shape, _, arithmetic = meta["value_str"].partition("/")
+            layers = [int(v) for v in shape.split("-")]
             gflops = tp["elements"] * mlp_flops_per_row(layers) / seconds / 1e9
             flops = f"{gflops:.1f}"
-            flop_share = f"{gflops / gemm_gflops:.0%}"
+            flop_share = f"{gflops / gemm_gflops[arithmetic or 'f32']:.0%} of {arithmetic or 'f32'}"
         name = key.removeprefix("kernel/")
         print(
             f"| {name} | {seconds * 1e3:.2f} ms | {rows_s / 1e6:.2f} M | {gbs:.2f} | "

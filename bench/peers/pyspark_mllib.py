@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Trains one model with PySpark MLlib (classic session, local[N]) the way trainbench's spark
 engine does, and prints one JSON line: read/fit/predict seconds, accuracy, macro F1, CPU
-seconds and peak RSS of the whole process tree (Python + JVM).
+seconds, the iterations MLlib made (summary.totalIterations, with the objective history; the
+tree's depth) and two memory peaks of the whole process tree (Python + JVM): over the whole
+run (peak_rss_bytes) and during the fit only (fit_peak_rss_bytes), sampled every 50 ms.
 
 Same steps as `trainbench train`: read the CSV, assemble, standard-scale (mean and std of the
 training rows), split 80/20 with the seed, fit with MLlib's defaults unless given, score.
 Spark's split is random, not stratified; both sides test on 20 % of the same file.
 
 Usage: pyspark_mllib.py --data FILE --model lr|tree|mlp [--workers 2] [--max-iter 100]
-       [--max-depth 5] [--hidden 64,64] [--label label] [--seed 42]
+       [--tol 1e-6] [--max-depth 5] [--hidden 64,64] [--label label] [--seed 42]
 """
 import argparse
 import json
@@ -34,16 +36,34 @@ def tree_usage(proc):
 
 
 class Sampler(threading.Thread):
+    """The process tree's resident memory every 50 ms: the peak over the whole run, and the
+    peak since the last start_fit() until end_fit()."""
+
     def __init__(self):
         super().__init__(daemon=True)
         self.proc = psutil.Process(os.getpid())
         self.peak = 0
+        self.fit_peak = 0
+        self.in_fit = False
         self.stop = False
+
+    def sample(self):
+        rss, _ = tree_usage(self.proc)
+        self.peak = max(self.peak, rss)
+        if self.in_fit:
+            self.fit_peak = max(self.fit_peak, rss)
+
+    def start_fit(self):
+        self.in_fit = True
+        self.sample()
+
+    def end_fit(self):
+        self.sample()
+        self.in_fit = False
 
     def run(self):
         while not self.stop:
-            rss, _ = tree_usage(self.proc)
-            self.peak = max(self.peak, rss)
+            self.sample()
             time.sleep(0.05)
 
 
@@ -54,6 +74,7 @@ def main():
     ap.add_argument("--label", default="label")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--max-iter", type=int, default=100)
+    ap.add_argument("--tol", type=float, default=1e-6)
     ap.add_argument("--max-depth", type=int, default=5)
     ap.add_argument("--hidden", default="64,64")
     ap.add_argument("--seed", type=int, default=42)
@@ -89,17 +110,24 @@ def main():
     prepare_seconds = time.time() - t0
 
     if args.model == "lr":
-        est = LogisticRegression(labelCol=args.label, maxIter=args.max_iter)
+        est = LogisticRegression(labelCol=args.label, maxIter=args.max_iter, tol=args.tol)
     elif args.model == "tree":
         est = DecisionTreeClassifier(labelCol=args.label, maxDepth=args.max_depth, seed=args.seed)
     else:
         layers = [len(features)] + [int(h) for h in args.hidden.split(",")] + [2]
-        est = MultilayerPerceptronClassifier(labelCol=args.label, layers=layers, maxIter=args.max_iter, seed=args.seed)
+        est = MultilayerPerceptronClassifier(labelCol=args.label, layers=layers, maxIter=args.max_iter,
+                                             tol=args.tol, seed=args.seed)
     _, cpu_before = tree_usage(psutil.Process(os.getpid()))
+    sampler.start_fit()
     t0 = time.time()
     model = est.fit(train)
     fit_seconds = time.time() - t0
+    sampler.end_fit()
     _, cpu_after = tree_usage(psutil.Process(os.getpid()))
+    if args.model == "tree":
+        iterations, history = model.depth, []
+    else:
+        iterations, history = model.summary.totalIterations, list(model.summary.objectiveHistory)
 
     t0 = time.time()
     pred = model.transform(test).cache()
@@ -114,7 +142,8 @@ def main():
         "train_rows": n_train, "test_rows": n_test, "start_seconds": start_seconds,
         "prepare_seconds": prepare_seconds, "fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
         "fit_cpu_seconds": cpu_after - cpu_before, "accuracy": acc, "f1_weighted": f1,
-        "peak_rss_bytes": sampler.peak,
+        "iterations": iterations, "objective_history": history,
+        "peak_rss_bytes": sampler.peak, "fit_peak_rss_bytes": sampler.fit_peak,
     }))
     spark.stop()
 

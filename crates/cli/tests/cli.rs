@@ -198,7 +198,7 @@ fn train_save_and_predict_with_the_spark_engine() {
             vec!["train", "--engine", "spark", "--model", model, "--data", "train.csv", "--test-data", "test.csv"];
         args.extend(["--workers", "2", "--save", &saved, "--json"]);
         if model == "mlp" {
-            args.extend(["--hidden", "16", "--max-iter", "30"]);
+            args.extend(["--hidden", "16", "--max-iter", "30", "--precision", "f32"]);
         }
         let t = json(&trainbench(&args, d));
         for field in ["accuracy", "precision_macro", "recall_macro", "f1_macro", "fit_seconds", "peak_rss_bytes"] {
@@ -208,7 +208,15 @@ fn train_save_and_predict_with_the_spark_engine() {
         let accuracy = t["accuracy"].as_f64().unwrap();
         assert!(accuracy > 0.6, "{model}: accuracy {accuracy}");
         assert_eq!(t["test_rows"], 800);
-        // The saved model, applied to the raw test file, scores exactly the same.
+        // Both counts of the work done: L-BFGS iterations (MLlib's totalIterations) and passes
+        // over the data, or tree levels.
+        let iterations = t["iterations"].as_u64().unwrap();
+        assert!(iterations >= 1 && (model != "mlp" || iterations <= 30), "{model}: {iterations} iterations");
+        if model != "tree" {
+            assert!(t["evaluations"].as_u64().unwrap() > iterations, "{model}: {t}");
+        }
+        // The saved model, applied to the raw test file, scores exactly the same (the f32 MLP
+        // predicts in f32, as it trained).
         let p = json(&trainbench(&["predict", "--model", &saved, "--data", "test.csv", "--out", "p.csv", "--json"], d));
         assert_eq!(p["rows"], 800);
         assert_eq!(p["accuracy"], t["accuracy"], "{model}");
@@ -229,12 +237,42 @@ fn training_errors_are_clear_and_leave_no_model() {
         &["invalid parameter max_depth = 3: no such parameter for model 'lr'"],
     );
     assert_user_error(
+        &["train", "--model", "lr", "--data", "h.csv", "--precision", "f32"],
+        d,
+        &["--precision f32: the spark engine's lr computes in f64, as MLlib"],
+    );
+    assert_user_error(
+        &["train", "--model", "mlp", "--data", "h.csv", "--precision", "bf16"],
+        d,
+        &["invalid parameter precision = bf16: f64 (MLlib's arithmetic) or f32"],
+    );
+    assert_user_error(
         &["train", "--model", "mlp", "--data", "h.csv", "--hidden", "10000000", "--save", "m.model"],
         d,
         &["at most 10000000 weights"],
     );
     assert_user_error(
-        &["train", "--model", "mlp", "--data", "h.csv", "--solver", "gd", "--step-size", "1e300", "--save", "m.model"],
+        // f32: weights of 1e300 overflow to infinity and the loss to NaN (in f64 they only saturate).
+        &["train", "--model", "mlp", "--data", "h.csv", "--solver", "gd", "--step-size", "1e300", "--precision", "f32"],
+        d,
+        &["training diverged at iteration"],
+    );
+    assert_user_error(
+        &[
+            "train",
+            "--model",
+            "mlp",
+            "--data",
+            "h.csv",
+            "--solver",
+            "gd",
+            "--step-size",
+            "1e300",
+            "--precision",
+            "f32",
+            "--save",
+            "m.model",
+        ],
         d,
         &["training diverged at iteration"],
     );

@@ -60,6 +60,8 @@ fn an_unreachable_server_is_a_clear_error() {
             "h.csv",
             "--runs",
             "spark:lr,spark:tree",
+            "--seeds",
+            "1",
             "--spark-remote",
             "sc://127.0.0.1:9",
             "--out",
@@ -95,6 +97,9 @@ fn train_and_compare_on_spark_through_spark_connect() {
     assert!(t["accuracy"].as_f64().unwrap() > 0.6, "{t}");
     assert!((t["accuracy"].as_f64().unwrap() - t["spark_accuracy"].as_f64().unwrap()).abs() < 2e-3, "{t}");
     assert!(t["peak_rss_bytes"].as_u64().unwrap() > 0, "a local server's memory is measured: {t}");
+    // MLlib's own count of the work: the fitted tree's depth (levels), as the embedded engine logs.
+    let depth = t["iterations"].as_u64().unwrap();
+    assert!((1..=5).contains(&depth), "{t}");
     for phase in ["read", "preprocess", "fit", "predict"] {
         assert!(t["phase_seconds"][phase].as_f64().unwrap() > 0.0, "{t}");
     }
@@ -107,6 +112,8 @@ fn train_and_compare_on_spark_through_spark_connect() {
             &data,
             "--runs",
             "spark:lr,tensor:mlp",
+            "--seeds",
+            "1",
             "--param",
             "tensor.epochs=2",
             "--spark-remote",
@@ -123,6 +130,8 @@ fn train_and_compare_on_spark_through_spark_connect() {
     assert_eq!(runs[0]["workers"], 0);
     assert_eq!(runs[0]["cluster"]["remote"], remote.as_str());
     assert!(runs[0]["scores"]["accuracy"].as_f64().unwrap() > 0.6);
+    // Spark's summary.totalIterations of the LogisticRegression it fitted.
+    assert!(runs[0]["iterations"].as_u64().unwrap() >= 1, "{}", runs[0]);
     assert!(runs[1]["cluster"].is_null() && runs[1]["status"] == "ok");
     let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/results.schema.json");
     let check = Command::new("python3")
@@ -172,7 +181,7 @@ fn a_server_lost_mid_run_fails_the_run() {
     json(&trainbench(&["gen", "higgs-like", "--rows", "20000", "--seed", "4", "--out", "h.csv", "--json"], d));
     let data = d.join("h.csv").display().to_string();
     let study = Command::new(env!("CARGO_BIN_EXE_trainbench"))
-        .args(["compare", "--data", &data, "--runs", "spark:mlp,spark:lr", "--spark-remote", &address])
+        .args(["compare", "--data", &data, "--runs", "spark:mlp,spark:lr", "--seeds", "1", "--spark-remote", &address])
         .args(["--param", "mlp.hidden=128,128", "--param", "mlp.max_iter=2000", "--out", "rep", "--json"])
         .current_dir(d)
         .stdout(std::process::Stdio::piped())

@@ -171,7 +171,16 @@ fn resume_after_kill_gives_the_uninterrupted_model() {
     assert!(done < 4, "killed too late to test anything (epoch {done})");
     assert!(!d.join("resumed.json").exists());
 
-    json(&trainbench(&with(&common, &["--checkpoint-dir", "ck", "--resume", "--save", "resumed.json", "--json"]), d));
+    let resumed = json(&trainbench(
+        &with(&common, &["--checkpoint-dir", "ck", "--resume", "--save", "resumed.json", "--json"]),
+        d,
+    ));
+    // The finished epochs were not trained again: the run says it resumed after them, and their
+    // log entries are the checkpoint's, timings to the bit.
+    assert_eq!(resumed["resumed_epochs"].as_u64(), Some(done), "{resumed}");
+    let log = resumed["log"].as_array().unwrap();
+    assert_eq!(log.len(), 4);
+    assert_eq!(log[..done as usize], ck["entries"].as_array().unwrap()[..]);
     for name in ["full", "resumed"] {
         json(&trainbench(
             &[
@@ -190,6 +199,29 @@ fn resume_after_kill_gives_the_uninterrupted_model() {
     let (a, b) =
         (std::fs::read_to_string(d.join("full.csv")).unwrap(), std::fs::read_to_string(d.join("resumed.csv")).unwrap());
     assert!(a == b, "the resumed model predicts differently from the uninterrupted one");
+}
+
+/// `--workers 1` is one core for either engine: the fit's CPU time is about its wall time,
+/// though both engines would spread this work over every core (flex's GEMM and reductions, the
+/// MLP's partitions) if the pool were not sized by --workers.
+#[test]
+fn one_worker_uses_one_core_in_both_engines() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generate(d, "20000");
+    for args in [
+        &["--engine", "tensor", "--model", "mlp", "--hidden", "256,256", "--batch-size", "2048", "--epochs", "3"][..],
+        &["--engine", "spark", "--model", "mlp", "--hidden", "64,64", "--max-iter", "15"][..],
+    ] {
+        let mut all = vec!["train", "--data", "h.csv", "--workers", "1", "--json"];
+        all.extend_from_slice(args);
+        let r = json(&trainbench(&all, d));
+        let (cpu, wall) = (r["fit_cpu_seconds"].as_f64().unwrap(), r["fit_seconds"].as_f64().unwrap());
+        assert!(wall > 0.3, "{args:?}: too short to measure ({wall} s)");
+        assert!(cpu <= 1.15 * wall + 0.05, "{args:?}: {cpu} CPU seconds in {wall} s on one worker");
+        assert_eq!(r["workers"], 1);
+        assert!((r["cpu_cores_used"].as_f64().unwrap() - cpu / wall).abs() < 1e-9);
+    }
 }
 
 #[test]
@@ -264,6 +296,38 @@ fn compare_writes_a_complete_report() {
     }
     // The seeds differ, so the two runs of a tensor model differ.
     assert_ne!(runs[6]["log"][0]["loss"], runs[7]["log"][0]["loss"]);
+    // Like for like: the MLP is the family both paradigms ran; its runs carry a time to the
+    // target, and the answers speak of it, with intervals over the two seeds.
+    let comparisons = results["comparisons"].as_array().unwrap();
+    assert_eq!(comparisons.len(), 1, "{comparisons:?}");
+    let mlp = &comparisons[0];
+    assert_eq!(mlp["model"], "mlp");
+    let target = mlp["target_accuracy"].as_f64().unwrap();
+    let sides = mlp["sides"].as_array().unwrap();
+    assert_eq!(sides.len(), 2);
+    for side in sides {
+        assert_eq!(side["runs"], 2);
+        let best = side["best_valid_accuracy"]["mean"].as_f64().unwrap();
+        assert!(best >= target + 0.005 - 1e-12, "target {target} above the lower best minus 0.5 pp ({best})");
+    }
+    for r in runs.iter().filter(|r| r["model"] == "mlp") {
+        // MLPerf's rule, checked on the run's own log: the first entry at or above the target.
+        let first = r["log"].as_array().unwrap().iter().find(|e| e["valid_accuracy"].as_f64().unwrap() >= target);
+        assert_eq!(
+            r["time_to_target_seconds"].as_f64(),
+            first.map(|e| e["elapsed_seconds"].as_f64().unwrap()),
+            "{}",
+            r["id"]
+        );
+        assert!(
+            r["iterations"].as_u64().unwrap() >= 1
+                && r["process_peak_rss_bytes"].as_u64() >= r["peak_rss_bytes"].as_u64()
+        );
+    }
+    assert!(runs.iter().filter(|r| r["model"] != "mlp").all(|r| r["time_to_target_seconds"].is_null()));
+    let faster = out.lines().skip_while(|l| !l.starts_with("Which trains faster?")).nth(1).unwrap();
+    assert!(faster.contains("MLP: Time to target") && faster.contains(" ± "), "{faster}");
+    assert!(faster.contains("Models only one paradigm has"), "{faster}");
 
     let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/results.schema.json");
     let check = Command::new("python3")
@@ -291,10 +355,11 @@ fn compare_writes_a_complete_report() {
         assert!(html.contains(&format!("id=\"{id}\"")), "no {id} in the report");
     }
     assert!(html.contains("<table class=confusion>") && html.contains("Which is more accurate?"));
-    assert!(
-        !html.contains("http://")
-            || html.matches("http://").all(|_| html.contains("xmlns=\"http://www.w3.org/2000/svg\""))
-    );
+    // Self-contained: the only address in it is the SVG namespace (no script, font or image
+    // fetched from the network).
+    let svg_namespaces = html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count();
+    assert_eq!(html.matches("http://").count(), svg_namespaces, "the report links outside itself");
+    assert!(!html.contains("https://") && !html.contains("//cdn"), "the report links outside itself");
     open_in_chromium(&rep);
 }
 
@@ -336,6 +401,8 @@ fn scale_sweeps_rows_and_workers_and_a_failed_run_is_recorded() {
             "0.25,0.5,1,2",
             "--workers-list",
             "1,2",
+            "--seeds",
+            "1",
             "--param",
             "tensor.epochs=1",
             "--param",

@@ -1,6 +1,6 @@
 //! Criterion benchmarks of the passes that take most of the training time, beside two
-//! measurements of the hardware made the same way: read bandwidth from memory, and the f32
-//! matrix-multiply rate of `matrixmultiply` (the GEMM the MLP uses) on large square matrices.
+//! measurements of the hardware made the same way: read bandwidth from memory, and the f32 and
+//! f64 matrix-multiply rates of `matrixmultiply` (the GEMM the MLP uses) on large square matrices.
 //! Everything runs on one thread, so each kernel compares with what one core can do; the
 //! engine runs one such pass per worker thread.
 //!
@@ -15,8 +15,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use trainbench_data::{GenOptions, Generator, LoadOptions, PartitionView, generate, load};
-use trainbench_engine_spark::MlpModel;
-use trainbench_engine_spark::kernels::{MlpWorkspace, lr_loss_gradient_sums, tree_bin_counts};
+use trainbench_engine_spark::kernels::{MlpNetwork, MlpWorkspace, Real, lr_loss_gradient_sums, tree_bin_counts};
 
 const ROWS: usize = 200_000;
 const FEATURES: usize = 28;
@@ -56,11 +55,11 @@ fn hardware(c: &mut Criterion) {
         })
     });
     drop(big);
-    // The GEMM's rate where it is best: large square matrices.
+    // The GEMM's rate where it is best: large square matrices, f32 and f64 (the MLP runs in
+    // either).
     let n = 512;
-    let a = vec![0.5f32; n * n];
-    let bm = vec![0.25f32; n * n];
-    let mut cm = vec![0.0f32; n * n];
+    let (a32, b32, mut c32) = (vec![0.5f32; n * n], vec![0.25f32; n * n], vec![0.0f32; n * n]);
+    let (a64, b64, mut c64) = (vec![0.5f64; n * n], vec![0.25f64; n * n], vec![0.0f64; n * n]);
     g.throughput(Throughput::Elements((2 * n * n * n) as u64));
     g.bench_function(BenchmarkId::new("sgemm_flop", n), |b| {
         b.iter(|| {
@@ -71,19 +70,43 @@ fn hardware(c: &mut Criterion) {
                     n,
                     n,
                     1.0,
-                    a.as_ptr(),
+                    a32.as_ptr(),
                     n as isize,
                     1,
-                    bm.as_ptr(),
+                    b32.as_ptr(),
                     n as isize,
                     1,
                     0.0,
-                    cm.as_mut_ptr(),
+                    c32.as_mut_ptr(),
                     n as isize,
                     1,
                 )
             };
-            black_box(cm[0])
+            black_box(c32[0])
+        })
+    });
+    g.bench_function(BenchmarkId::new("dgemm_flop", n), |b| {
+        b.iter(|| {
+            // SAFETY: as above.
+            unsafe {
+                matrixmultiply::dgemm(
+                    n,
+                    n,
+                    n,
+                    1.0,
+                    a64.as_ptr(),
+                    n as isize,
+                    1,
+                    b64.as_ptr(),
+                    n as isize,
+                    1,
+                    0.0,
+                    c64.as_mut_ptr(),
+                    n as isize,
+                    1,
+                )
+            };
+            black_box(c64[0])
         })
     });
     g.finish();
@@ -124,23 +147,36 @@ fn kernels(c: &mut Criterion) {
         })
     });
 
-    // MLP: every block of the partition forward and back, as one L-BFGS evaluation does.
-    // The parameter names the layers; the table derives the FLOPs from them.
+    // MLP: every block of the partition forward and back, as one L-BFGS evaluation does, in
+    // f64 (MLlib's arithmetic, the default) and in f32. The parameter names the layers and the
+    // arithmetic; the table derives the FLOPs from the layers.
     let layers = vec![FEATURES, 64, 64, 2];
     let n_weights: usize = layers.windows(2).map(|p| p[0] * p[1] + p[1]).sum();
-    let model = MlpModel { layers, weights: (0..n_weights).map(|_| rng.random::<f32>() * 0.2 - 0.1).collect() };
-    let mut work = MlpWorkspace::default();
+    let weights: Vec<f64> = (0..n_weights).map(|_| rng.random::<f64>() * 0.2 - 0.1).collect();
+    fn mlp_bench<T: Real>(
+        g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+        name: &str,
+        net: MlpNetwork<T>,
+        x: &[f32],
+        y: &[u32],
+    ) {
+        let mut work = MlpWorkspace::<T>::default();
+        let n_weights = net.weight_count();
+        g.bench_function(BenchmarkId::new("mlp_loss_gradient", name), |b| {
+            b.iter(|| {
+                let mut loss = 0.0;
+                let mut grad = vec![0.0; n_weights];
+                for (block, labels) in x.chunks(BLOCK * FEATURES).zip(y.chunks(BLOCK)) {
+                    let weight = 1.0 / labels.len() as f64;
+                    net.add_block_loss_gradient(block, labels, weight, &mut work, &mut loss, &mut grad);
+                }
+                (loss, grad)
+            })
+        });
+    }
     g.throughput(Throughput::ElementsAndBytes { elements: ROWS as u64, bytes: row_bytes(FEATURES) });
-    g.bench_function(BenchmarkId::new("mlp_loss_gradient", "28-64-64-2"), |b| {
-        b.iter(|| {
-            let mut loss = 0.0;
-            let mut grad = vec![0.0; n_weights];
-            for (block, labels) in x.chunks(BLOCK * FEATURES).zip(y.chunks(BLOCK)) {
-                model.add_block_loss_gradient(block, labels, &mut work, &mut loss, &mut grad);
-            }
-            (loss, grad)
-        })
-    });
+    mlp_bench(&mut g, "28-64-64-2/f64", MlpNetwork::<f64>::new(&layers, &weights), &x, &y);
+    mlp_bench(&mut g, "28-64-64-2/f32", MlpNetwork::<f32>::new(&layers, &weights), &x, &y);
 
     // CSV load: parse a generated HIGGS-like file (already in the page cache) into columns.
     let dir = tempfile::tempdir().expect("a temporary directory");

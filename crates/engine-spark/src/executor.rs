@@ -5,7 +5,7 @@
 //! first, so a run gives bit-identical results for 1 and N workers over the same partitions.
 
 use rayon::prelude::*;
-use trainbench_engine::{Error, Result};
+use trainbench_engine::{Result, RunContext};
 
 /// A pool of worker threads.
 pub struct Executor {
@@ -15,12 +15,7 @@ pub struct Executor {
 impl Executor {
     /// A pool of `workers` threads (at least 1).
     pub fn new(workers: usize) -> Result<Self> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(workers.max(1))
-            .thread_name(|i| format!("spark-worker-{i}"))
-            .build()
-            .map_err(|e| Error::Data(format!("cannot start {workers} worker threads: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self { pool: RunContext::new(workers, 0).thread_pool("spark-worker")? })
     }
 
     /// Runs `f` on partitions `0..n` in parallel; results come back in partition order.

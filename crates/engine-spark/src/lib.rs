@@ -24,7 +24,7 @@
 //!     categorical_features: vec![],
 //! };
 //! let spec = ModelSpec { kind: ModelKind::Lr, params: ParamMap::new() };
-//! let ctx = RunContext { workers: 2, partitions: 4, seed: 1 };
+//! let ctx = RunContext { partitions: 4, ..RunContext::new(2, 1) };
 //! let (model, log) = SparkEngine.fit(&spec, &train, &train.take(&[]), &ctx).unwrap();
 //! let p = model.predict_proba(&[1.5, -1.5]).unwrap();
 //! assert!(p[1] > 0.5 && p[3] < 0.5);
@@ -49,28 +49,22 @@ use trainbench_engine::{
 pub use executor::Executor;
 pub use logistic::LogisticModel;
 pub use mlp::MlpModel;
-pub use params::{BYTES_PER_WEIGHT, Impurity, LrParams, MAX_MLP_WEIGHTS, MlpParams, MlpSolver, TreeParams};
+pub use params::{
+    BYTES_PER_WEIGHT, Impurity, LrParams, MAX_MLP_WEIGHTS, MlpParams, MlpPrecision, MlpSolver, TreeParams,
+};
 pub use tree::{FeatureSplits, Node, Rule, TreeModel, continuous_thresholds};
 
 /// The per-partition passes that take most of the training time, public so the criterion
 /// benchmarks in `benches/kernels.rs` time the same code the engine runs.
 pub mod kernels {
     pub use crate::logistic::loss_gradient_sums as lr_loss_gradient_sums;
-    pub use crate::mlp::MlpWorkspace;
+    pub use crate::mlp::{MlpWorkspace, Network as MlpNetwork, Real};
     pub use crate::tree::add_bin_counts as tree_bin_counts;
 }
 
 /// Spark MLlib's paradigm, embedded: partitions on a thread pool, tree aggregation per iteration.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SparkEngine;
-
-impl SparkEngine {
-    /// Partitions used when the context does not say: two per worker, as Spark's rule of thumb
-    /// of a few tasks per core.
-    pub fn default_partitions(workers: usize) -> usize {
-        2 * workers.max(1)
-    }
-}
 
 impl Engine for SparkEngine {
     fn name(&self) -> &'static str {
@@ -81,7 +75,7 @@ impl Engine for SparkEngine {
         &self,
         spec: &ModelSpec,
         train: &Prepared,
-        _valid: &Prepared,
+        valid: &Prepared,
         ctx: &RunContext,
     ) -> Result<(Box<dyn TrainedModel>, TrainLog)> {
         if train.rows() == 0 {
@@ -101,23 +95,29 @@ impl Engine for SparkEngine {
             )));
         }
         let exec = Executor::new(ctx.workers)?;
-        let partitions = if ctx.partitions == 0 { Self::default_partitions(ctx.workers) } else { ctx.partitions };
+        let partitions = ctx.partitions_or_default();
         let data = train.partitioned(partitions, Partitioning::Contiguous);
         let params = spec.params.clone();
+        // Validation rows, where given, are scored after every iteration or level (for the
+        // report's time to accuracy); that time is kept out of the log's training times.
+        let valid = (valid.rows() > 0).then_some(valid);
+        if let Some(v) = valid {
+            check_finite(v)?;
+        }
         match spec.kind {
             ModelKind::Lr => {
                 let p = LrParams::from_map(params)?;
-                let (m, log) = logistic::fit(&exec, &data, classes, &p)?;
+                let (m, log) = logistic::fit(&exec, &data, classes, &p, valid)?;
                 Ok((Box::new(m), log))
             }
             ModelKind::Tree => {
                 let p = TreeParams::from_map(params, ctx.seed)?;
-                let (m, log) = tree::fit(&exec, &data, classes, &train.categorical_features, &p)?;
+                let (m, log) = tree::fit(&exec, &data, classes, &train.categorical_features, &p, valid)?;
                 Ok((Box::new(m), log))
             }
             ModelKind::Mlp => {
                 let p = MlpParams::from_map(params, ctx.seed)?;
-                let (m, log) = mlp::fit(&exec, &data, classes, &p)?;
+                let (m, log) = mlp::fit(&exec, &data, classes, &p, valid)?;
                 Ok((Box::new(m), log))
             }
             other => Err(unsupported(other)),
@@ -132,6 +132,14 @@ impl Engine for SparkEngine {
             ModelKind::Mlp => Box::new(serde_json::from_value::<MlpModel>(state.clone()).map_err(bad)?),
             other => return Err(Error::Data(format!("the spark engine has no '{}' model", other.name()))),
         })
+    }
+}
+
+/// Mean cross-entropy and accuracy of `model` on validation rows (NaN if it cannot predict them).
+fn validation_scores(model: &dyn TrainedModel, valid: &Prepared) -> (f64, f64) {
+    match model.predict_proba(&valid.features) {
+        Ok(proba) => trainbench_engine::score_probabilities(&proba, &valid.labels, model.classes()),
+        Err(_) => (f64::NAN, f64::NAN),
     }
 }
 

@@ -5,17 +5,13 @@
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use trainbench_data::{PartitionView, Partitioned};
+use trainbench_data::{PartitionView, Partitioned, Prepared};
 use trainbench_engine::fastmath::{exp_neg_f64, ln_1p_unit_f64, vectorized};
 use trainbench_engine::{Result, TrainLog, TrainedModel};
 
 use crate::executor::{Executor, add_into};
-use crate::optim::{Objective, minimize};
+use crate::optim::{Objective, Settings, Validate, minimize};
 use crate::params::LrParams;
-
-/// With an L1 term argmin's OWL-QN penalizes every parameter, but MLlib never penalizes the
-/// intercepts; optimizing `intercept / INTERCEPT_SCALE` instead makes their penalty negligible.
-const INTERCEPT_SCALE: f64 = 1e3;
 
 /// A fitted logistic regression, coefficients on the original feature scale.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,7 +97,6 @@ fn softmax_in_place(m: &mut [f64]) {
 
 /// Per-feature statistics from one pass (MLlib's summarizer).
 struct Summary {
-    rows: f64,
     mean: Vec<f64>,
     std: Vec<f64>,
     class_counts: Vec<f64>,
@@ -139,24 +134,26 @@ fn summarize(exec: &Executor, data: &Partitioned, classes: usize) -> Summary {
             var.max(0.0).sqrt()
         })
         .collect();
-    Summary { rows: n, mean, std, class_counts: stats[1 + 2 * d..].to_vec() }
+    Summary { mean, std, class_counts: stats[1 + 2 * d..].to_vec() }
 }
 
 /// The objective in the scaled space: coefficient `β_kj` multiplies `(x_j − μ_j) / σ_j`.
+/// MLlib always optimizes there, whatever `standardization` says: without it, the penalties
+/// are put back on the original scale (β_kj / σ_j) instead.
 struct LogLoss<'a> {
     exec: &'a Executor,
     data: &'a Partitioned<'a>,
-    /// 1 / σ_j (0 for constant features, which then take no part), or 1 without standardization.
+    /// 1 / σ_j (0 for constant features, which then take no part).
     inv_std: Vec<f64>,
     /// μ_j when the intercept is fitted (centering improves conditioning), else 0.
     center: Vec<f64>,
     /// Coefficient rows: 1 (binomial) or k (multinomial).
     rows: usize,
     fit_intercept: bool,
-    intercept_scale: f64,
-    /// L2 strength on the parameters: the scaled coefficients with standardization, the raw
-    /// ones without (then `inv_std` is 1 and the two are the same).
+    /// L2 strength.
     l2: f64,
+    /// Whether the penalties apply to the scaled coefficients (else to the original-scale ones).
+    standardization: bool,
 }
 
 impl LogLoss<'_> {
@@ -170,7 +167,7 @@ impl LogLoss<'_> {
         let mut w = vec![0.0; self.rows * d];
         let mut b = vec![0.0; self.rows];
         for k in 0..self.rows {
-            let intercept = if self.fit_intercept { x[self.rows * d + k] * self.intercept_scale } else { 0.0 };
+            let intercept = if self.fit_intercept { x[self.rows * d + k] } else { 0.0 };
             let mut offset = intercept;
             for j in 0..d {
                 w[k * d + j] = x[k * d + j] * self.inv_std[j];
@@ -179,6 +176,20 @@ impl LogLoss<'_> {
             b[k] = offset;
         }
         (w, b)
+    }
+
+    /// The model at parameters `x`, on the original feature scale.
+    fn model(&self, x: &[f64], classes: usize) -> LogisticModel {
+        let d = self.n_features();
+        let (w, intercepts) = self.raw(x);
+        let coefficients = (0..self.rows).map(|k| w[k * d..(k + 1) * d].to_vec()).collect();
+        LogisticModel { coefficients, intercepts, classes }
+    }
+
+    /// The weight of coordinate j's penalty: 1 on the scaled coefficient, or 1 / σ_j to put
+    /// it back on the original scale (0 for a constant feature, as MLlib).
+    fn penalty_scale(&self, j: usize) -> f64 {
+        if self.standardization { 1.0 } else { self.inv_std[j] }
     }
 }
 
@@ -210,15 +221,15 @@ impl Objective for LogLoss<'_> {
                 grad[k * d + j] = self.inv_std[j] * raw / n;
             }
             if self.fit_intercept {
-                grad[rows * d + k] = r_sum / n * self.intercept_scale;
+                grad[rows * d + k] = r_sum / n;
             }
         }
         if self.l2 > 0.0 {
             for k in 0..rows {
                 for j in 0..d {
-                    let beta = x[k * d + j];
-                    loss += 0.5 * self.l2 * beta * beta;
-                    grad[k * d + j] += self.l2 * beta;
+                    let (beta, s) = (x[k * d + j], self.penalty_scale(j));
+                    loss += 0.5 * self.l2 * (beta * s).powi(2);
+                    grad[k * d + j] += self.l2 * beta * s * s;
                 }
             }
         }
@@ -300,65 +311,57 @@ fn binomial_sums(part: PartitionView, w: &[f64], b: f64, sums: &mut [f64]) {
     );
 }
 
-/// Fits on partitioned training rows.
+/// Fits on partitioned training rows; `valid` rows, where given, are scored every iteration.
 pub fn fit(
     exec: &Executor,
     data: &Partitioned,
     classes: usize,
     params: &LrParams,
+    valid: Option<&Prepared>,
 ) -> Result<(LogisticModel, TrainLog)> {
     let start = Instant::now();
     let d = data.data.n_features;
     let summary = summarize(exec, data, classes);
     let rows = if classes == 2 { 1 } else { classes };
-    let inv_std: Vec<f64> = summary
-        .std
-        .iter()
-        .map(|&s| {
-            if !params.standardization {
-                1.0
-            } else if s > 0.0 {
-                1.0 / s
-            } else {
-                0.0
-            }
-        })
-        .collect();
+    let inv_std: Vec<f64> = summary.std.iter().map(|&s| if s > 0.0 { 1.0 / s } else { 0.0 }).collect();
     let center = if params.fit_intercept { summary.mean.clone() } else { vec![0.0; d] };
     let l1 = params.reg_param * params.elastic_net_param;
     let l2 = params.reg_param * (1.0 - params.elastic_net_param);
-    let intercept_scale = if l1 > 0.0 && params.fit_intercept { INTERCEPT_SCALE } else { 1.0 };
     let objective = LogLoss {
         exec,
         data,
-        inv_std: inv_std.clone(),
+        inv_std,
         center,
         rows,
         fit_intercept: params.fit_intercept,
-        intercept_scale,
         l2,
+        standardization: params.standardization,
     };
     let mut x0 = vec![0.0; rows * d + if params.fit_intercept { rows } else { 0 }];
     if params.fit_intercept {
         // Start from the class priors, as MLlib does: it saves iterations.
-        let n = summary.rows;
         if rows == 1 {
-            x0[d] = (summary.class_counts[1].max(0.5) / summary.class_counts[0].max(0.5)).ln() / intercept_scale;
+            x0[d] = (summary.class_counts[1].max(0.5) / summary.class_counts[0].max(0.5)).ln();
         } else {
-            let logs: Vec<f64> = summary.class_counts.iter().map(|&c| (c.max(0.5) / n).ln()).collect();
+            // MLlib's multinomial start: log(1 + count), centered.
+            let logs: Vec<f64> = summary.class_counts.iter().map(|&c| c.ln_1p()).collect();
             let mean = logs.iter().sum::<f64>() / rows as f64;
             for k in 0..rows {
-                x0[rows * d + k] = (logs[k] - mean) / intercept_scale;
+                x0[rows * d + k] = logs[k] - mean;
             }
         }
     }
-    let out = minimize(&objective, x0, params.max_iter, params.tol, l1)?;
-    let (w, b) = objective.raw(&out.x);
-    let mut coefficients: Vec<Vec<f64>> = w.chunks(d.max(1)).map(|c| c.to_vec()).take(rows).collect();
-    if coefficients.len() < rows {
-        coefficients = vec![Vec::new(); rows];
-    }
-    let mut intercepts = b;
+    // OWL-QN's L1 weight per coordinate: none on the intercepts, as MLlib.
+    let l1_weights = if l1 > 0.0 {
+        (0..x0.len()).map(|i| if i < rows * d { l1 * objective.penalty_scale(i % d) } else { 0.0 }).collect()
+    } else {
+        Vec::new()
+    };
+    let settings = Settings { max_iter: params.max_iter, tol: params.tol, l1: l1_weights };
+    let loss = &objective;
+    let score = valid.map(|v| move |x: &[f64]| crate::validation_scores(&loss.model(x, classes), v));
+    let out = minimize(&objective, x0, &settings, start, score.as_ref().map(|f| f as Validate))?;
+    let LogisticModel { mut coefficients, mut intercepts, .. } = objective.model(&out.x, classes);
     if rows > 1 && params.reg_param == 0.0 {
         // Softmax is unchanged by adding a constant to every class; like MLlib, report the
         // centered (identifiable) solution.
@@ -369,7 +372,13 @@ pub fn fit(
         let mean = intercepts.iter().sum::<f64>() / rows as f64;
         intercepts.iter_mut().for_each(|b| *b -= mean);
     }
-    let log = TrainLog { entries: out.log, fit_seconds: start.elapsed().as_secs_f64(), stop_reason: out.stop_reason };
+    let log = TrainLog {
+        entries: out.log,
+        fit_seconds: start.elapsed().as_secs_f64(),
+        stop_reason: out.stop_reason.text().to_owned(),
+        eval_seconds: out.eval_seconds,
+        resumed_epochs: None,
+    };
     Ok((LogisticModel { coefficients, intercepts, classes }, log))
 }
 

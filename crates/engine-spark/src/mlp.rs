@@ -2,19 +2,24 @@
 //! sigmoid hidden layers, a softmax output with cross-entropy loss, rows stacked into blocks
 //! of `blockSize` so each layer is a matrix product, trained by L-BFGS (default) or full-batch
 //! gradient descent, every iteration one tree aggregation of the gradient over the partitions.
+//!
+//! The arithmetic is MLlib's: f64 throughout (`precision = f64`, the default), the loss and
+//! gradient of each block averaged over its rows, then over the blocks. `precision = f32` runs
+//! the forward and backward passes in f32 (twice the GEMM rate) with the gradient still summed in
+//! f64: faster, and no longer what Spark computes.
 
 use std::time::Instant;
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use trainbench_data::Partitioned;
-use trainbench_engine::fastmath::{exp_f32, sigmoid_f32, vectorized};
+use trainbench_data::{Partitioned, Prepared};
+use trainbench_engine::fastmath::{exp_f32, exp_neg_f64, sigmoid_f32, sigmoid_f64, vectorized};
 use trainbench_engine::{Error, LogEntry, Result, TrainLog, TrainedModel};
 
 use crate::executor::{Executor, add_into};
-use crate::optim::{Objective, minimize};
-use crate::params::{MlpParams, MlpSolver};
+use crate::optim::{Objective, Settings, Validate, minimize};
+use crate::params::{MlpParams, MlpPrecision, MlpSolver};
 
 /// A fitted network: per layer, weights (out × in, row-major) then biases (out), concatenated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,7 +27,11 @@ pub struct MlpModel {
     /// Layer sizes, input to output.
     pub layers: Vec<usize>,
     /// All weights.
-    pub weights: Vec<f32>,
+    pub weights: Vec<f64>,
+    /// The arithmetic it was trained in, and predicts in. Model files from before f64 was the
+    /// default hold f32 networks.
+    #[serde(default = "MlpPrecision::f32")]
+    pub precision: MlpPrecision,
 }
 
 /// Where each layer's weights and biases start in the flat vector.
@@ -38,177 +47,268 @@ fn layer_offsets(layers: &[usize]) -> Vec<(usize, usize)> {
 
 /// How a row-major matrix is read: as stored, or transposed.
 #[derive(Clone, Copy)]
-enum Read {
+pub enum Read {
+    /// As stored.
     AsIs,
+    /// Transposed.
     Transposed,
 }
 
-/// C (m × n) = op(A) (m × k) · op(B) (k × n), shape given as (m, k, n), every matrix row-major; `op` reads a matrix as
-/// stored or transposed (then A is stored k × m, B n × k). One checked wrapper around sgemm.
-fn matmul((m, k, n): (usize, usize, usize), a: &[f32], read_a: Read, b: &[f32], read_b: Read, c: &mut [f32]) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "matrix buffers too small");
-    // (row stride, column stride) of op(A) and op(B) as m × k and k × n.
-    let (rsa, csa) = match read_a {
-        Read::AsIs => (k as isize, 1),
-        Read::Transposed => (1, m as isize),
-    };
-    let (rsb, csb) = match read_b {
-        Read::AsIs => (n as isize, 1),
-        Read::Transposed => (1, k as isize),
-    };
-    // SAFETY: the strides describe op(A) as m × k, op(B) as k × n and C as n-wide rows, all
-    // within the slices, whose lengths the assert above checks.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            rsa,
-            csa,
-            b.as_ptr(),
-            rsb,
-            csb,
-            0.0,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
+/// (row stride, column stride) of op(M) read as `rows × cols` when M is stored row-major.
+fn strides(read: Read, rows: usize, cols: usize) -> (isize, isize) {
+    match read {
+        Read::AsIs => (cols as isize, 1),
+        Read::Transposed => (1, rows as isize),
     }
 }
 
-/// The sigmoid of every value. The hidden layers need one per unit per row, so the loop is
-/// also compiled for AVX2 + FMA ([`vectorized`]), bit-identical to the baseline copy.
-fn sigmoid_in_place(v: &mut [f32]) {
-    vectorized(
-        #[inline(always)]
-        || v.iter_mut().for_each(|x| *x = sigmoid_f32(*x)),
-    );
+/// The number types a network computes in: f64 (MLlib's) or f32, each with its GEMM and its
+/// vectorizable sigmoid and exponential.
+pub trait Real:
+    Copy
+    + Default
+    + PartialOrd
+    + Send
+    + Sync
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+    + std::ops::AddAssign
+    + std::ops::SubAssign
+    + 'static
+{
+    /// 1.
+    const ONE: Self;
+    /// The smallest positive normal value (a probability of 0 is clamped to it in the loss).
+    const MIN_POSITIVE: Self;
+    /// From an input feature.
+    fn from_f32(v: f32) -> Self;
+    /// From an optimizer parameter.
+    fn from_f64(v: f64) -> Self;
+    /// To f64, for sums.
+    fn to_f64(self) -> f64;
+    /// C (m × n) = op(A) (m × k) · op(B) (k × n), shape (m, k, n), all row-major.
+    fn matmul(shape: (usize, usize, usize), a: &[Self], read_a: Read, b: &[Self], read_b: Read, c: &mut [Self]);
+    /// The sigmoid of every value.
+    fn sigmoid_in_place(v: &mut [Self]);
+    /// e^x for x ≤ 0 (a softmax's terms after subtracting the row's largest).
+    fn exp_nonpositive(x: Self) -> Self;
 }
 
-impl MlpModel {
+macro_rules! gemm_call {
+    ($gemm:path, $shape:expr, $a:expr, $read_a:expr, $b:expr, $read_b:expr, $c:expr) => {{
+        let (m, k, n): (usize, usize, usize) = $shape;
+        let (a, b, c) = ($a, $b, $c);
+        assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "matrix buffers too small");
+        let (rsa, csa) = strides($read_a, m, k);
+        let (rsb, csb) = strides($read_b, k, n);
+        // SAFETY: the strides describe op(A) as m × k, op(B) as k × n and C as n-wide rows, all
+        // within the slices, whose lengths the assert above checks.
+        unsafe {
+            $gemm(m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, 0.0, c.as_mut_ptr(), n as isize, 1);
+        }
+    }};
+}
+
+impl Real for f32 {
+    const ONE: Self = 1.0;
+    const MIN_POSITIVE: Self = f32::MIN_POSITIVE;
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    fn matmul(shape: (usize, usize, usize), a: &[Self], read_a: Read, b: &[Self], read_b: Read, c: &mut [Self]) {
+        gemm_call!(matrixmultiply::sgemm, shape, a, read_a, b, read_b, c)
+    }
+    /// Also compiled for AVX2 + FMA ([`vectorized`]), bit-identical to the baseline copy.
+    fn sigmoid_in_place(v: &mut [Self]) {
+        vectorized(
+            #[inline(always)]
+            || v.iter_mut().for_each(|x| *x = sigmoid_f32(*x)),
+        );
+    }
+    fn exp_nonpositive(x: Self) -> Self {
+        exp_f32(x)
+    }
+}
+
+impl Real for f64 {
+    const ONE: Self = 1.0;
+    const MIN_POSITIVE: Self = f64::MIN_POSITIVE;
+    fn from_f32(v: f32) -> Self {
+        f64::from(v)
+    }
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn matmul(shape: (usize, usize, usize), a: &[Self], read_a: Read, b: &[Self], read_b: Read, c: &mut [Self]) {
+        gemm_call!(matrixmultiply::dgemm, shape, a, read_a, b, read_b, c)
+    }
+    /// Also compiled for AVX2 + FMA ([`vectorized`]), bit-identical to the baseline copy.
+    fn sigmoid_in_place(v: &mut [Self]) {
+        vectorized(
+            #[inline(always)]
+            || v.iter_mut().for_each(|x| *x = sigmoid_f64(*x)),
+        );
+    }
+    fn exp_nonpositive(x: Self) -> Self {
+        exp_neg_f64(x)
+    }
+}
+
+/// A network's weights in the arithmetic of one fit: the unit of work of every L-BFGS step.
+pub struct Network<T> {
+    layers: Vec<usize>,
+    offsets: Vec<(usize, usize)>,
+    weights: Vec<T>,
+}
+
+/// Buffers a partition reuses from block to block: activations and backward scratch.
+pub struct MlpWorkspace<T> {
+    acts: Vec<Vec<T>>,
+    delta: Vec<T>,
+    back: Vec<T>,
+    block_grad: Vec<T>,
+}
+
+impl<T> Default for MlpWorkspace<T> {
+    fn default() -> Self {
+        Self { acts: Vec::new(), delta: Vec::new(), back: Vec::new(), block_grad: Vec::new() }
+    }
+}
+
+impl<T: Real> Network<T> {
+    /// The network of `layers` (input to output) with `weights` laid out as [`MlpModel`]'s.
+    pub fn new(layers: &[usize], weights: &[f64]) -> Self {
+        Self {
+            layers: layers.to_vec(),
+            offsets: layer_offsets(layers),
+            weights: weights.iter().map(|&w| T::from_f64(w)).collect(),
+        }
+    }
+
+    /// Number of weights (biases included).
+    pub fn weight_count(&self) -> usize {
+        self.weights.len()
+    }
+
     /// Activations of every layer for a block of `rows` rows (`x` is rows × inputs).
-    fn forward(&self, x: &[f32], rows: usize, acts: &mut Vec<Vec<f32>>) {
-        let offsets = layer_offsets(&self.layers);
+    fn forward(&self, x: &[f32], rows: usize, acts: &mut Vec<Vec<T>>) {
         acts.resize(self.layers.len(), Vec::new());
         acts[0].clear();
-        acts[0].extend_from_slice(x);
+        acts[0].extend(x.iter().map(|&v| T::from_f32(v)));
         let last = self.layers.len() - 1;
         for l in 0..last {
             let (inp, out) = (self.layers[l], self.layers[l + 1]);
-            let (w_at, b_at) = offsets[l];
+            let (w_at, b_at) = self.offsets[l];
             let mut z = std::mem::take(&mut acts[l + 1]);
-            z.resize(rows * out, 0.0);
+            z.resize(rows * out, T::default());
             // Z = A · Wᵀ, with W stored out × in.
-            matmul((rows, inp, out), &acts[l], Read::AsIs, &self.weights[w_at..b_at], Read::Transposed, &mut z);
+            T::matmul((rows, inp, out), &acts[l], Read::AsIs, &self.weights[w_at..b_at], Read::Transposed, &mut z);
             let bias = &self.weights[b_at..b_at + out];
             for row in z.chunks_exact_mut(out) {
-                for (v, b) in row.iter_mut().zip(bias) {
+                for (v, &b) in row.iter_mut().zip(bias) {
                     *v += b;
                 }
             }
             if l + 1 < last {
-                sigmoid_in_place(&mut z);
+                T::sigmoid_in_place(&mut z);
             } else {
                 for row in z.chunks_exact_mut(out) {
-                    let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0.0;
+                    let max = row.iter().copied().fold(row[0], |m, v| if v > m { v } else { m });
+                    let mut sum = T::default();
                     for v in row.iter_mut() {
-                        *v = exp_f32(*v - max);
+                        *v = T::exp_nonpositive(*v - max);
                         sum += *v;
                     }
-                    row.iter_mut().for_each(|v| *v /= sum);
+                    row.iter_mut().for_each(|v| *v = *v / sum);
                 }
             }
             acts[l + 1] = z;
         }
     }
 
-    /// Adds this block's loss and gradient (sums, not means) into `loss` and `grad`.
-    fn backward(
-        &self,
-        labels: &[u32],
-        rows: usize,
-        acts: &[Vec<f32>],
-        scratch: &mut Scratch,
-        loss: &mut f64,
-        grad: &mut [f64],
-    ) {
-        let offsets = layer_offsets(&self.layers);
-        let last = self.layers.len() - 1;
-        let classes = self.layers[last];
-        // Softmax with cross-entropy: δ = p − onehot(y).
-        let mut delta = std::mem::take(&mut scratch.delta);
-        delta.clear();
-        delta.extend_from_slice(&acts[last]);
-        for (i, &y) in labels.iter().enumerate() {
-            let p = delta[i * classes + y as usize];
-            // Clamp a zero probability, but let NaN through so divergence is seen.
-            *loss -= if p.is_nan() { f64::NAN } else { f64::from(p.max(f32::MIN_POSITIVE)).ln() };
-            delta[i * classes + y as usize] -= 1.0;
-        }
-        for l in (0..last).rev() {
-            let (inp, out) = (self.layers[l], self.layers[l + 1]);
-            let (w_at, b_at) = offsets[l];
-            scratch.block_grad.resize(out * inp, 0.0);
-            // ∂W = δᵀ · A.
-            matmul((out, rows, inp), &delta, Read::Transposed, &acts[l], Read::AsIs, &mut scratch.block_grad);
-            for (g, v) in grad[w_at..b_at].iter_mut().zip(&scratch.block_grad) {
-                *g += f64::from(*v);
-            }
-            for row in delta.chunks_exact(out) {
-                for (g, v) in grad[b_at..b_at + out].iter_mut().zip(row) {
-                    *g += f64::from(*v);
-                }
-            }
-            if l > 0 {
-                // δ_prev = (δ · W) ⊙ a (1 − a) for the sigmoid layer below.
-                scratch.back.resize(rows * inp, 0.0);
-                matmul((rows, out, inp), &delta, Read::AsIs, &self.weights[w_at..b_at], Read::AsIs, &mut scratch.back);
-                for (d, a) in scratch.back.iter_mut().zip(&acts[l]) {
-                    *d *= a * (1.0 - a);
-                }
-                std::mem::swap(&mut delta, &mut scratch.back);
-            }
-        }
-        scratch.delta = delta;
-    }
-}
-
-#[derive(Default)]
-struct Scratch {
-    delta: Vec<f32>,
-    back: Vec<f32>,
-    block_grad: Vec<f32>,
-}
-
-/// Buffers a partition reuses from block to block: activations and backward scratch.
-#[derive(Default)]
-pub struct MlpWorkspace {
-    acts: Vec<Vec<f32>>,
-    scratch: Scratch,
-}
-
-impl MlpModel {
-    /// One block of rows through the network and back, the unit of work every L-BFGS step
-    /// repeats over the data: adds the block's cross-entropy (a sum over rows) into `loss` and
-    /// its gradient (sums, laid out as `weights`) into `grad`. `x` is rows × inputs, one label
-    /// per row. Public so `benches/kernels.rs` times the code the engine runs.
+    /// One block of rows through the network and back: adds `weight` × the block's summed
+    /// cross-entropy into `loss` and `weight` × its summed gradient (laid out as the weights)
+    /// into `grad`. MLlib averages each block (`weight` = 1 / its rows). `x` is rows × inputs,
+    /// one label per row. Public so `benches/kernels.rs` times the code the engine runs.
     pub fn add_block_loss_gradient(
         &self,
         x: &[f32],
         labels: &[u32],
-        work: &mut MlpWorkspace,
+        weight: f64,
+        work: &mut MlpWorkspace<T>,
         loss: &mut f64,
         grad: &mut [f64],
     ) {
+        let rows = labels.len();
         assert!(
-            x.len() == labels.len() * self.layers[0] && grad.len() == self.weights.len(),
+            x.len() == rows * self.layers[0] && grad.len() == self.weights.len(),
             "add_block_loss_gradient: shapes disagree"
         );
-        self.forward(x, labels.len(), &mut work.acts);
-        self.backward(labels, labels.len(), &work.acts, &mut work.scratch, loss, grad);
+        self.forward(x, rows, &mut work.acts);
+        let last = self.layers.len() - 1;
+        let classes = self.layers[last];
+        // Softmax with cross-entropy: δ = p − onehot(y).
+        let mut delta = std::mem::take(&mut work.delta);
+        delta.clear();
+        delta.extend_from_slice(&work.acts[last]);
+        let mut block_loss = 0.0;
+        for (i, &y) in labels.iter().enumerate() {
+            let p = delta[i * classes + y as usize];
+            // Clamp a zero probability, but let NaN through so divergence is seen.
+            let p = p.to_f64();
+            block_loss -= if p.is_nan() { f64::NAN } else { p.max(T::MIN_POSITIVE.to_f64()).ln() };
+            delta[i * classes + y as usize] -= T::ONE;
+        }
+        *loss += weight * block_loss;
+        for l in (0..last).rev() {
+            let (inp, out) = (self.layers[l], self.layers[l + 1]);
+            let (w_at, b_at) = self.offsets[l];
+            work.block_grad.resize(out * inp, T::default());
+            // ∂W = δᵀ · A.
+            T::matmul((out, rows, inp), &delta, Read::Transposed, &work.acts[l], Read::AsIs, &mut work.block_grad);
+            for (g, v) in grad[w_at..b_at].iter_mut().zip(&work.block_grad) {
+                *g += weight * v.to_f64();
+            }
+            let bias_grad = &mut grad[b_at..b_at + out];
+            for row in delta.chunks_exact(out) {
+                for (g, v) in bias_grad.iter_mut().zip(row) {
+                    *g += weight * v.to_f64();
+                }
+            }
+            if l > 0 {
+                // δ_prev = (δ · W) ⊙ a (1 − a) for the sigmoid layer below.
+                work.back.resize(rows * inp, T::default());
+                T::matmul((rows, out, inp), &delta, Read::AsIs, &self.weights[w_at..b_at], Read::AsIs, &mut work.back);
+                for (d, &a) in work.back.iter_mut().zip(&work.acts[l]) {
+                    *d = *d * (a * (T::ONE - a));
+                }
+                std::mem::swap(&mut delta, &mut work.back);
+            }
+        }
+        work.delta = delta;
+    }
+
+    /// Class probabilities of every row, in blocks of 128.
+    fn predict_proba(&self, features: &[f32]) -> Vec<f32> {
+        let d = self.layers[0];
+        let mut out = Vec::with_capacity(features.len() / d.max(1) * self.layers[self.layers.len() - 1]);
+        let mut acts = Vec::new();
+        for block in features.chunks(128 * d) {
+            self.forward(block, block.len() / d, &mut acts);
+            out.extend(acts.last().map_or(&[][..], |a| &a[..]).iter().map(|v| v.to_f64() as f32));
+        }
+        out
     }
 }
 
@@ -223,14 +323,13 @@ impl TrainedModel for MlpModel {
 
     fn predict_proba(&self, features: &[f32]) -> Result<Vec<f32>> {
         let d = self.n_features();
-        let mut out = Vec::with_capacity(features.len() / d.max(1) * self.classes());
-        let mut acts = Vec::new();
-        for block in features.chunks(128 * d) {
-            let rows = block.len() / d;
-            self.forward(block, rows, &mut acts);
-            out.extend_from_slice(acts.last().map_or(&[][..], |a| &a[..]));
+        if d == 0 || !features.len().is_multiple_of(d) {
+            return Err(Error::Data(format!("{} values are not whole rows of {d} features", features.len())));
         }
-        Ok(out)
+        Ok(match self.precision {
+            MlpPrecision::F64 => Network::<f64>::new(&self.layers, &self.weights).predict_proba(features),
+            MlpPrecision::F32 => Network::<f32>::new(&self.layers, &self.weights).predict_proba(features),
+        })
     }
 
     fn to_json(&self) -> serde_json::Value {
@@ -238,20 +337,21 @@ impl TrainedModel for MlpModel {
     }
 }
 
-/// Mean cross-entropy over all rows, with its gradient.
+/// MLlib's objective: the cross-entropy of each block averaged over its rows, then over all
+/// blocks (each partition cut into blocks of `block_size`, the last one possibly shorter).
 struct CrossEntropy<'a> {
     exec: &'a Executor,
     data: &'a Partitioned<'a>,
     layers: Vec<usize>,
     block_size: usize,
+    precision: MlpPrecision,
 }
 
-impl Objective for CrossEntropy<'_> {
-    fn evaluate(&self, x: &[f64]) -> (f64, Vec<f64>) {
-        let model = MlpModel { layers: self.layers.clone(), weights: x.iter().map(|&v| v as f32).collect() };
+impl CrossEntropy<'_> {
+    fn sums<T: Real>(&self, x: &[f64]) -> Vec<f64> {
+        let net = Network::<T>::new(&self.layers, x);
         let d = self.layers[0];
-        let sums = self
-            .exec
+        self.exec
             .tree_aggregate(
                 self.data.len(),
                 |p| {
@@ -263,14 +363,25 @@ impl Objective for CrossEntropy<'_> {
                     for (block, labels) in
                         part.features.chunks(self.block_size * d).zip(part.labels.chunks(self.block_size))
                     {
-                        model.add_block_loss_gradient(block, labels, &mut work, &mut loss[0], grad);
+                        let weight = 1.0 / labels.len() as f64;
+                        net.add_block_loss_gradient(block, labels, weight, &mut work, &mut loss[0], grad);
                     }
                     s
                 },
                 add_into,
             )
-            .unwrap_or_default();
-        let n = self.data.data.rows() as f64;
+            .unwrap_or_default()
+    }
+}
+
+impl Objective for CrossEntropy<'_> {
+    fn evaluate(&self, x: &[f64]) -> (f64, Vec<f64>) {
+        let sums = match self.precision {
+            MlpPrecision::F64 => self.sums::<f64>(x),
+            MlpPrecision::F32 => self.sums::<f32>(x),
+        };
+        let blocks: usize = (0..self.data.len()).map(|p| self.data.partition(p).rows().div_ceil(self.block_size)).sum();
+        let n = blocks.max(1) as f64;
         (sums[0] / n, sums[1..].iter().map(|g| g / n).collect())
     }
 }
@@ -288,34 +399,55 @@ fn initial_weights(layers: &[usize], seed: u64) -> Vec<f64> {
     w
 }
 
-/// Fits on partitioned training rows.
-pub fn fit(exec: &Executor, data: &Partitioned, classes: usize, params: &MlpParams) -> Result<(MlpModel, TrainLog)> {
+/// Fits on partitioned training rows; `valid` rows, where given, are scored every iteration.
+pub fn fit(
+    exec: &Executor,
+    data: &Partitioned,
+    classes: usize,
+    params: &MlpParams,
+    valid: Option<&Prepared>,
+) -> Result<(MlpModel, TrainLog)> {
     let start = Instant::now();
     let d = data.data.n_features;
     params.check_size(d, classes)?;
     let layers = params.layers(d, classes);
-    let objective = CrossEntropy { exec, data, layers: layers.clone(), block_size: params.block_size };
+    let objective =
+        CrossEntropy { exec, data, layers: layers.clone(), block_size: params.block_size, precision: params.precision };
+    let model_at = |x: &[f64]| MlpModel { layers: layers.clone(), weights: x.to_vec(), precision: params.precision };
+    let score = valid.map(|v| move |x: &[f64]| crate::validation_scores(&model_at(x), v));
+    let validate = score.as_ref().map(|f| f as Validate);
     let x0 = initial_weights(&layers, params.seed);
-    let (x, entries, stop_reason) = match params.solver {
+    let (x, entries, stop_reason, eval_seconds) = match params.solver {
         MlpSolver::LBfgs => {
-            let out = minimize(&objective, x0, params.max_iter, params.tol, 0.0)?;
-            (out.x, out.log, out.stop_reason)
+            let settings = Settings { max_iter: params.max_iter, tol: params.tol, l1: Vec::new() };
+            let out = minimize(&objective, x0, &settings, start, validate)?;
+            (out.x, out.log, out.stop_reason.text().to_owned(), out.eval_seconds)
         }
-        MlpSolver::Gd => gradient_descent(&objective, x0, params, start)?,
+        MlpSolver::Gd => gradient_descent(&objective, x0, params, start, validate)?,
     };
-    let model = MlpModel { layers, weights: x.iter().map(|&v| v as f32).collect() };
-    Ok((model, TrainLog { entries, fit_seconds: start.elapsed().as_secs_f64(), stop_reason }))
+    let model = model_at(&x);
+    let log = TrainLog {
+        entries,
+        fit_seconds: start.elapsed().as_secs_f64(),
+        stop_reason,
+        eval_seconds,
+        resumed_epochs: None,
+    };
+    Ok((model, log))
 }
 
 /// MLlib's GradientDescent with the SimpleUpdater and miniBatchFraction 1: step
-/// `stepSize / √t`; converged when the weights move less than `tol · max(‖w‖, 1)`.
+/// `stepSize / √t`; converged when an update moves the weights less than `tol · max(‖w‖, 1)`
+/// (checked from the second update on, as MLlib compares two updates' results).
 fn gradient_descent(
     objective: &CrossEntropy,
     mut w: Vec<f64>,
     params: &MlpParams,
     start: Instant,
-) -> Result<(Vec<f64>, Vec<LogEntry>, String)> {
+    validate: Option<Validate>,
+) -> Result<(Vec<f64>, Vec<LogEntry>, String, f64)> {
     let mut log = Vec::new();
+    let mut eval_seconds = 0.0;
     for t in 1..=params.max_iter {
         let (loss, grad) = objective.evaluate(&w);
         if !loss.is_finite() {
@@ -328,53 +460,105 @@ fn gradient_descent(
             *wi -= delta;
             moved += delta * delta;
         }
+        let (valid_loss, valid_accuracy) = match validate {
+            Some(score) => {
+                let clock = Instant::now();
+                let (l, a) = score(&w);
+                eval_seconds += clock.elapsed().as_secs_f64();
+                (Some(l), Some(a))
+            }
+            None => (None, None),
+        };
         log.push(LogEntry {
             step: t,
             loss,
-            valid_loss: None,
-            elapsed_seconds: start.elapsed().as_secs_f64(),
-            extra: Default::default(),
+            valid_loss,
+            valid_accuracy,
+            elapsed_seconds: start.elapsed().as_secs_f64() - eval_seconds,
+            extra: [("evaluations".to_owned(), t as f64)].into(),
         });
         let norm = w.iter().map(|v| v * v).sum::<f64>().sqrt();
-        if moved.sqrt() < params.tol * norm.max(1.0) {
-            return Ok((w, log, "converged".into()));
+        if t > 1 && moved.sqrt() < params.tol * norm.max(1.0) {
+            return Ok((w, log, "converged".into(), eval_seconds));
         }
     }
-    Ok((w, log, "max_iter".into()))
+    Ok((w, log, "max iterations reached".into(), eval_seconds))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Backpropagation against central finite differences of the loss, in f64 terms.
+    /// Backpropagation against central finite differences of the loss, in f64 (tight) and in
+    /// f32 (looser: the forward pass rounds to f32).
     #[test]
     fn gradient_matches_finite_differences() {
         let layers = vec![3, 4, 3];
         let w = initial_weights(&layers, 7);
         let x: Vec<f32> = vec![0.5, -1.0, 2.0, 1.5, 0.25, -0.75, -0.3, 0.8, 0.1];
         let labels = [2u32, 0, 1];
-        let loss_at = |w: &[f64]| {
-            let model = MlpModel { layers: layers.clone(), weights: w.iter().map(|&v| v as f32).collect() };
-            let mut acts = Vec::new();
-            model.forward(&x, 3, &mut acts);
+        fn loss_at<T: Real>(layers: &[usize], w: &[f64], x: &[f32], labels: &[u32]) -> (f64, Vec<f64>) {
             let mut grad = vec![0.0; w.len()];
             let mut loss = 0.0;
-            model.backward(&labels, 3, &acts, &mut Scratch::default(), &mut loss, &mut grad);
+            let net = Network::<T>::new(layers, w);
+            net.add_block_loss_gradient(x, labels, 1.0 / 3.0, &mut MlpWorkspace::default(), &mut loss, &mut grad);
             (loss, grad)
-        };
-        let (_, grad) = loss_at(&w);
-        for i in 0..w.len() {
-            let h = 1e-2;
-            let (mut up, mut down) = (w.clone(), w.clone());
-            up[i] += h;
-            down[i] -= h;
-            let numeric = (loss_at(&up).0 - loss_at(&down).0) / (2.0 * h);
-            assert!(
-                (numeric - grad[i]).abs() < 2e-3 * numeric.abs().max(1.0),
-                "weight {i}: numeric {numeric}, backprop {}",
-                grad[i]
-            );
+        }
+        for (h, tolerance, f64_arithmetic) in [(1e-5, 1e-7, true), (1e-2, 2e-3, false)] {
+            let at = |w: &[f64]| {
+                if f64_arithmetic {
+                    loss_at::<f64>(&layers, w, &x, &labels)
+                } else {
+                    loss_at::<f32>(&layers, w, &x, &labels)
+                }
+            };
+            let (_, grad) = at(&w);
+            for i in 0..w.len() {
+                let (mut up, mut down) = (w.clone(), w.clone());
+                up[i] += h;
+                down[i] -= h;
+                let numeric = (at(&up).0 - at(&down).0) / (2.0 * h);
+                assert!(
+                    (numeric - grad[i]).abs() < tolerance * numeric.abs().max(1.0),
+                    "weight {i} (f64: {f64_arithmetic}): numeric {numeric}, backprop {}",
+                    grad[i]
+                );
+            }
+        }
+    }
+
+    /// The f64 network against a plain f64 computation written out here (libm, no blocks):
+    /// probabilities of a 3-5-4-3 network, to the f32 they are handed out in.
+    #[test]
+    fn f64_forward_matches_a_plain_computation() {
+        let layers = vec![3, 5, 4, 3];
+        let w = initial_weights(&layers, 11);
+        let x: Vec<f32> = (0..30).map(|i| ((i * 7 % 13) as f32 - 6.0) / 3.0).collect();
+        let model = MlpModel { layers: layers.clone(), weights: w.clone(), precision: MlpPrecision::F64 };
+        let fast = Network::<f64>::new(&layers, &w).predict_proba(&x);
+        assert!(model.predict_proba(&x[..29]).is_err());
+        for (row, x) in x.chunks(3).enumerate() {
+            let mut a: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+            for (l, (w_at, b_at)) in layer_offsets(&layers).into_iter().enumerate() {
+                let (inp, out) = (layers[l], layers[l + 1]);
+                let z: Vec<f64> = (0..out)
+                    .map(|o| w[b_at + o] + (0..inp).map(|i| w[w_at + o * inp + i] * a[i]).sum::<f64>())
+                    .collect();
+                a = if l + 2 < layers.len() {
+                    z.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect()
+                } else {
+                    let max = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let e: Vec<f64> = z.iter().map(|v| (v - max).exp()).collect();
+                    e.iter().map(|v| v / e.iter().sum::<f64>()).collect()
+                };
+            }
+            for c in 0..3 {
+                assert!(
+                    (f64::from(fast[row * 3 + c]) - a[c]).abs() < 1e-7,
+                    "row {row}: {:?} vs {a:?}",
+                    &fast[row * 3..]
+                );
+            }
         }
     }
 
@@ -383,9 +567,13 @@ mod tests {
         // From the clamped ends through the middle, with a tail that fills no whole vector.
         let mut v: Vec<f32> = (0..4001).map(|i| (i as f32 - 2000.0) * 0.05).collect();
         let scalar: Vec<u32> = v.iter().map(|&x| sigmoid_f32(x).to_bits()).collect();
-        sigmoid_in_place(&mut v);
+        f32::sigmoid_in_place(&mut v);
         assert_eq!(v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), scalar);
         assert!(v[0] > 0.0 && v[0] < 1e-37 && v[4000] == 1.0);
+        let mut v: Vec<f64> = (0..4001).map(|i| (i as f64 - 2000.0) * 0.05).collect();
+        let scalar: Vec<u64> = v.iter().map(|&x| sigmoid_f64(x).to_bits()).collect();
+        f64::sigmoid_in_place(&mut v);
+        assert_eq!(v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), scalar);
     }
 
     #[test]
@@ -394,5 +582,12 @@ mod tests {
         let w = initial_weights(&[4, 2], 1);
         assert_eq!(w.len(), 10);
         assert!(w.iter().all(|v| v.abs() <= 1.2));
+    }
+
+    #[test]
+    fn old_model_files_are_f32_networks() {
+        let old = serde_json::json!({"layers": [2, 2], "weights": [0.5, -0.25, 1.0, 0.0, 0.1, -0.1]});
+        let model: MlpModel = serde_json::from_value(old).unwrap();
+        assert_eq!(model.precision, MlpPrecision::F32);
     }
 }

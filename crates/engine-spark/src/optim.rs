@@ -1,17 +1,30 @@
-//! L-BFGS (and OWL-QN for an L1 term) from argmin, as MLlib uses Breeze's.
+//! L-BFGS and OWL-QN as Spark MLlib runs them: Breeze's algorithms, written out here so the
+//! embedded engine stops when MLlib stops and takes the steps MLlib takes.
 //!
-//! argmin asks for the cost and the gradient separately; one pass over the partitions computes
-//! both, so the last evaluation is cached and the second request is free.
+//! - **Stopping** (Breeze's `defaultConvergenceCheck`, relative, 20 values remembered): after
+//!   `maxIter` iterations; when the objective is within `tol · |f₀|` of the largest of the last 20
+//!   values (so not before iteration 20); when `‖∇f‖ ≤ max(tol · |f|, 1e-8)`; or when the line
+//!   search has failed twice in a row.
+//! - **L-BFGS**: the two-loop recursion over the last 10 (step, gradient change) pairs, scaled by
+//!   sᵀy / yᵀy; a strong Wolfe line search (c₁ = 1e-4, c₂ = 0.9, at most 10 trials and 10 zoom
+//!   steps, cubic interpolation) starting from 1 / ‖d‖ on the first iteration and 1 after.
+//! - **OWL-QN** when a coordinate has an L1 weight: the pseudo-gradient, the direction kept in the
+//!   pseudo-gradient's orthant, steps projected onto the current orthant, and Breeze's
+//!   backtracking line search (shrink 0.1 on the first iteration and 0.5 after, grow 2.1, Armijo
+//!   1e-4, strong Wolfe 0.9; its first trial judged by its slope alone). The weight is per
+//!   coordinate, so intercepts are never penalized, as in MLlib.
+//! - **A failed step** (a direction that does not descend, a line search without a point, a step
+//!   under 1e-10 / ‖∇f‖, a curvature pair with sᵀy < 0) clears the history once and tries again,
+//!   as Breeze does; such a retry counts as an iteration in MLlib's `totalIterations`, and it is
+//!   logged here too (with `extra.history_reset`), so the two iteration counts compare.
+//!
+//! Each evaluation is one pass over the data; the line search asks for the point it has just
+//! evaluated again when it accepts a step, so the last evaluation is cached (as Breeze's
+//! `CachedDiffFunction`) and the passes are counted in the log (`extra.evaluations`).
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
-use argmin::core::observers::{Observe, ObserverMode};
-use argmin::core::{CostFunction, Executor as Runner, Gradient, IterState, KV, State};
-use argmin::solver::linesearch::MoreThuenteLineSearch;
-use argmin::solver::quasinewton::LBFGS;
 use trainbench_engine::{Error, LogEntry, Result};
 
 /// A differentiable objective: value and gradient at `x` in one pass.
@@ -20,124 +33,490 @@ pub trait Objective: Sync {
     fn evaluate(&self, x: &[f64]) -> (f64, Vec<f64>);
 }
 
+/// Pairs of (step, gradient change) the inverse Hessian is built from: MLlib's `numCorrections`
+/// and LogisticRegression's `m`, both 10.
+pub const HISTORY: usize = 10;
+
+/// Objective values remembered by the function-value test (Breeze's `fvalMemory`).
+const FVAL_MEMORY: usize = 20;
+
+/// What to minimize for, and when to stop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// At most this many iterations.
+    pub max_iter: usize,
+    /// Relative tolerance of the function-value and gradient tests.
+    pub tol: f64,
+    /// L1 weight per coordinate (empty: none). Any weight above 0 makes it OWL-QN minimizing
+    /// `f(x) + Σ l1ᵢ |xᵢ|`.
+    pub l1: Vec<f64>,
+}
+
+/// Why the optimizer stopped, in Breeze's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// `maxIter` iterations were made.
+    MaxIterations,
+    /// The objective changed by at most `tol · |f₀|` over the last 20 values.
+    FunctionValuesConverged,
+    /// ‖∇f‖ ≤ max(tol · |f|, 1e-8).
+    GradientConverged,
+    /// The line search failed twice in a row.
+    SearchFailed,
+}
+
+impl StopReason {
+    /// Breeze's text for it.
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::MaxIterations => "max iterations reached",
+            Self::FunctionValuesConverged => "function values converged",
+            Self::GradientConverged => "gradient converged",
+            Self::SearchFailed => "line search failed",
+        }
+    }
+}
+
 /// What the optimizer did.
 pub struct Optimized {
     /// The solution.
     pub x: Vec<f64>,
-    /// Objective after each iteration.
+    /// One entry per iteration (MLlib's `objectiveHistory` after its first value): the
+    /// objective (with the L1 term), passes over the data so far, gradient norm, and the
+    /// validation scores where a validation function was given.
     pub log: Vec<LogEntry>,
     /// Why it stopped.
-    pub stop_reason: String,
+    pub stop_reason: StopReason,
+    /// Wall seconds spent scoring the validation rows (left out of every `elapsed_seconds`).
+    pub eval_seconds: f64,
 }
 
-/// The last evaluation: (x, f(x), ∇f(x)).
-type Evaluation = (Vec<f64>, f64, Vec<f64>);
+/// Scores parameters on validation rows: (mean loss, accuracy).
+pub type Validate<'a> = &'a dyn Fn(&[f64]) -> (f64, f64);
 
+/// Caches the last evaluation (one pass over the data) and counts the passes.
 struct Cached<'a, O: Objective> {
     objective: &'a O,
-    last: Mutex<Option<Evaluation>>,
-    /// Passes over the data so far: the line search may take more than one per iteration.
-    evaluations: Arc<AtomicUsize>,
+    last: Option<(Vec<f64>, f64, Vec<f64>)>,
+    evaluations: usize,
 }
 
 impl<O: Objective> Cached<'_, O> {
-    fn eval(&self, x: &[f64]) -> (f64, Vec<f64>) {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((px, f, g)) = last.as_ref()
+    fn eval(&mut self, x: &[f64]) -> (f64, Vec<f64>) {
+        if let Some((px, f, g)) = &self.last
             && px.as_slice() == x
         {
             return (*f, g.clone());
         }
         let (f, g) = self.objective.evaluate(x);
-        self.evaluations.fetch_add(1, Ordering::Relaxed);
-        *last = Some((x.to_vec(), f, g.clone()));
+        self.evaluations += 1;
+        self.last = Some((x.to_vec(), f, g.clone()));
         (f, g)
     }
 }
 
-impl<O: Objective> CostFunction for Cached<'_, O> {
-    type Param = Vec<f64>;
-    type Output = f64;
-    fn cost(&self, x: &Vec<f64>) -> std::result::Result<f64, argmin::core::Error> {
-        Ok(self.eval(x).0)
+/// A step that failed: Breeze's `FirstOrderException`s.
+#[derive(Debug)]
+struct StepFailed;
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn norm(a: &[f64]) -> f64 {
+    dot(a, a).sqrt()
+}
+
+/// x + d·t, computed the same way wherever a point on the search line is needed, so an
+/// accepted step is the point the line search evaluated, bit for bit.
+fn along(x: &[f64], d: &[f64], t: f64) -> Vec<f64> {
+    x.iter().zip(d).map(|(x, d)| x + d * t).collect()
+}
+
+/// The L-BFGS approximation of the inverse Hessian: the last pairs, newest first.
+struct History {
+    steps: VecDeque<Vec<f64>>,
+    grad_deltas: VecDeque<Vec<f64>>,
+}
+
+impl History {
+    fn new() -> Self {
+        Self { steps: VecDeque::new(), grad_deltas: VecDeque::new() }
+    }
+
+    fn push(&mut self, step: Vec<f64>, grad_delta: Vec<f64>) {
+        self.steps.push_front(step);
+        self.grad_deltas.push_front(grad_delta);
+        self.steps.truncate(HISTORY);
+        self.grad_deltas.truncate(HISTORY);
+    }
+
+    /// −H·g by the two-loop recursion.
+    fn direction(&self, grad: &[f64]) -> std::result::Result<Vec<f64>, StepFailed> {
+        let n = self.steps.len();
+        let diag = match (self.steps.front(), self.grad_deltas.front()) {
+            (Some(s), Some(y)) => {
+                let sy = dot(s, y);
+                if sy < 0.0 || sy.is_nan() {
+                    return Err(StepFailed);
+                }
+                sy / dot(y, y)
+            }
+            _ => 1.0,
+        };
+        let mut dir = grad.to_vec();
+        let mut alphas = vec![0.0; n];
+        let mut rhos = vec![0.0; n];
+        for i in 0..n {
+            rhos[i] = dot(&self.steps[i], &self.grad_deltas[i]);
+            alphas[i] = dot(&self.steps[i], &dir) / rhos[i];
+            if alphas[i].is_nan() {
+                return Err(StepFailed);
+            }
+            for (d, y) in dir.iter_mut().zip(&self.grad_deltas[i]) {
+                *d -= alphas[i] * y;
+            }
+        }
+        dir.iter_mut().for_each(|d| *d *= diag);
+        for i in (0..n).rev() {
+            let beta = dot(&self.grad_deltas[i], &dir) / rhos[i];
+            for (d, s) in dir.iter_mut().zip(&self.steps[i]) {
+                *d += (alphas[i] - beta) * s;
+            }
+        }
+        dir.iter_mut().for_each(|d| *d = -*d);
+        Ok(dir)
     }
 }
 
-impl<O: Objective> Gradient for Cached<'_, O> {
-    type Param = Vec<f64>;
-    type Gradient = Vec<f64>;
-    fn gradient(&self, x: &Vec<f64>) -> std::result::Result<Vec<f64>, argmin::core::Error> {
-        Ok(self.eval(x).1)
+/// A point on the search line: step t, φ(t) and φ'(t).
+#[derive(Debug, Clone, Copy)]
+struct Bracket {
+    t: f64,
+    value: f64,
+    slope: f64,
+}
+
+const C1: f64 = 1e-4;
+const C2: f64 = 0.9;
+
+/// The minimizer of the cubic through two brackets, kept within the middle 80 % of them.
+fn interpolate(l: Bracket, r: Bracket) -> f64 {
+    let d1 = l.slope + r.slope - 3.0 * (l.value - r.value) / (l.t - r.t);
+    let d2 = (d1 * d1 - l.slope * r.slope).sqrt();
+    let t = r.t - (r.t - l.t) * (r.slope + d2 - d1) / (r.slope - l.slope + 2.0 * d2);
+    let (low, high) = (l.t + 0.1 * (r.t - l.t), l.t + 0.9 * (r.t - l.t));
+    // No real minimizer (d2 is NaN): bisect, where Breeze would go on with NaN.
+    if !t.is_finite() { (l.t + r.t) / 2.0 } else { t.clamp(low, high) }
+}
+
+/// Breeze's `StrongWolfeLineSearch(maxZoomIter = 10, maxLineSearchIter = 10)` on φ.
+fn strong_wolfe(phi: &mut dyn FnMut(f64) -> Bracket, init: f64) -> std::result::Result<f64, StepFailed> {
+    let start = phi(0.0);
+    if start.slope > 0.0 {
+        return Err(StepFailed);
+    }
+    let mut t = init;
+    let mut low = start;
+    for i in 0..10 {
+        let c = phi(t);
+        if !c.value.is_finite() {
+            t /= 2.0;
+            continue;
+        }
+        if c.value > start.value + C1 * t * start.slope || (c.value >= low.value && i > 0) {
+            return zoom(phi, start, low, c);
+        }
+        if c.slope.abs() <= C2 * start.slope.abs() {
+            return Ok(c.t);
+        }
+        if c.slope >= 0.0 {
+            return zoom(phi, start, c, low);
+        }
+        low = c;
+        t *= 1.5;
+    }
+    Err(StepFailed)
+}
+
+/// The strong Wolfe search's zoom between `low` and `high` (Nocedal & Wright, algorithm 3.6).
+fn zoom(
+    phi: &mut dyn FnMut(f64) -> Bracket,
+    start: Bracket,
+    mut low: Bracket,
+    mut high: Bracket,
+) -> std::result::Result<f64, StepFailed> {
+    for _ in 0..10 {
+        let t = if low.t > high.t { interpolate(high, low) } else { interpolate(low, high) };
+        let c = phi(t);
+        // A non-finite value is no decrease (Breeze would keep it as the low end).
+        if !c.value.is_finite() || c.value > start.value + C1 * c.t * start.slope || c.value >= low.value {
+            high = c;
+        } else {
+            if c.slope.abs() <= C2 * start.slope.abs() {
+                return Ok(c.t);
+            }
+            if c.slope * (high.t - low.t) >= 0.0 {
+                high = low;
+            }
+            low = c;
+        }
+    }
+    Err(StepFailed)
+}
+
+/// Breeze's `BacktrackingLineSearch` as OWL-QN constructs it (at most 20 trials): shrink while
+/// the Armijo condition fails or the slope is still steep upward, grow while it is steep
+/// downward. As in Breeze, the first trial's value is not evaluated but taken to be
+/// `first_value` (OWL-QN passes the objective at the current point, without its L1 term), so
+/// only its slope decides whether to grow, shrink or stop there; and when the trials run out, the
+/// one before the last is kept.
+fn backtracking(
+    phi: &mut dyn FnMut(f64) -> Bracket,
+    init: f64,
+    shrink: f64,
+    first_value: f64,
+) -> std::result::Result<f64, StepFailed> {
+    const GROW: f64 = 2.1;
+    const TRIALS: usize = 20;
+    let start = phi(0.0);
+    let mut c = Bracket { t: init, value: first_value, slope: phi(init).slope };
+    for trial in 0.. {
+        // A non-finite value is no decrease (Breeze would accept it).
+        let factor = if !c.value.is_finite() || c.value > start.value + c.t * start.slope * C1 {
+            shrink
+        } else if c.slope < C2 * start.slope {
+            GROW
+        } else if c.slope > -C2 * start.slope {
+            shrink
+        } else {
+            return Ok(c.t);
+        };
+        let t = c.t * factor;
+        if !(1e-10..=1e10).contains(&t) {
+            return Err(StepFailed);
+        }
+        let next = phi(t);
+        if trial + 1 >= TRIALS {
+            return Ok(c.t);
+        }
+        c = next;
+    }
+    unreachable!("the loop returns")
+}
+
+/// The sign as Scala's `math.signum`: 0 for ±0 (Rust's `signum` gives ±1 there).
+fn sign(x: f64) -> f64 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
     }
 }
 
-/// Records the cost and the evaluations so far after every iteration.
-struct Recorder {
-    start: Instant,
-    entries: Arc<Mutex<Vec<LogEntry>>>,
-    evaluations: Arc<AtomicUsize>,
+/// Where the minimizer is.
+struct State {
+    x: Vec<f64>,
+    /// f(x), without the L1 term.
+    value: f64,
+    grad: Vec<f64>,
+    /// f(x) plus the L1 term.
+    adj_value: f64,
+    /// The gradient of f plus the L1 term's (the pseudo-gradient where xᵢ = 0).
+    adj_grad: Vec<f64>,
+    /// Successful steps so far.
+    iter: usize,
 }
 
-impl Observe<IterState<Vec<f64>, Vec<f64>, (), (), (), f64>> for Recorder {
-    fn observe_iter(
-        &mut self,
-        state: &IterState<Vec<f64>, Vec<f64>, (), (), (), f64>,
-        _kv: &KV,
-    ) -> std::result::Result<(), argmin::core::Error> {
-        let cost = state.get_cost();
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.push(LogEntry {
-            step: state.get_iter() as usize,
-            loss: cost,
-            valid_loss: None,
-            elapsed_seconds: self.start.elapsed().as_secs_f64(),
-            extra: BTreeMap::from([("evaluations".into(), self.evaluations.load(Ordering::Relaxed) as f64)]),
+/// Adds the L1 term to f and its gradient (OWL-QN's `adjust`).
+fn adjust(l1: &[f64], x: &[f64], value: f64, grad: &[f64]) -> (f64, Vec<f64>) {
+    if l1.is_empty() {
+        return (value, grad.to_vec());
+    }
+    let mut penalty = 0.0;
+    let adj = x
+        .iter()
+        .zip(grad)
+        .zip(l1)
+        .map(|((&xi, &g), &w)| {
+            penalty += w * xi.abs();
+            if xi == 0.0 {
+                if g - w > 0.0 {
+                    g - w
+                } else if g + w < 0.0 {
+                    g + w
+                } else {
+                    0.0
+                }
+            } else {
+                g + sign(xi) * w
+            }
+        })
+        .collect();
+    (value + penalty, adj)
+}
+
+/// Steps to `x + t·d`, then (OWL-QN) zeroes every coordinate that left the orthant of `x`
+/// (or, where xᵢ = 0, of −pseudo-gradient).
+fn take_step(state: &State, l1: &[f64], dir: &[f64], t: f64) -> Vec<f64> {
+    let mut next = along(&state.x, dir, t);
+    if !l1.is_empty() {
+        for ((v, &x), &g) in next.iter_mut().zip(&state.x).zip(&state.adj_grad) {
+            let orthant = if x != 0.0 { sign(x) } else { sign(-g) };
+            if sign(*v) != orthant {
+                *v = 0.0;
+            }
+        }
+    }
+    next
+}
+
+/// Minimizes `objective` from `x0` as MLlib does (see the module comment). `validate` scores
+/// each iterate on validation rows for the log; its time is left out of the log's times.
+pub fn minimize(
+    objective: &impl Objective,
+    x0: Vec<f64>,
+    settings: &Settings,
+    started: Instant,
+    validate: Option<Validate>,
+) -> Result<Optimized> {
+    let l1: &[f64] = if settings.l1.iter().any(|&w| w > 0.0) { &settings.l1 } else { &[] };
+    let mut f = Cached { objective, last: None, evaluations: 0 };
+    let (value, grad) = f.eval(&x0);
+    if !value.is_finite() {
+        return Err(Error::Diverged { iteration: 0, loss: value });
+    }
+    let (adj_value, adj_grad) = adjust(l1, &x0, value, &grad);
+    let initial = adj_value;
+    let mut state = State { x: x0, value, grad, adj_value, adj_grad, iter: 0 };
+    let mut history = History::new();
+    let mut values: VecDeque<f64> = VecDeque::from([f64::INFINITY]);
+    let (mut failed_once, mut search_failed) = (false, false);
+    let mut log: Vec<LogEntry> = Vec::new();
+    let mut eval_seconds = 0.0;
+    let stop_reason = loop {
+        if state.iter >= settings.max_iter {
+            break StopReason::MaxIterations;
+        }
+        let largest = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if values.len() >= 2 && (state.adj_value - largest).abs() <= settings.tol * initial.abs() {
+            break StopReason::FunctionValuesConverged;
+        }
+        if norm(&state.adj_grad) <= (settings.tol * state.adj_value.abs()).max(1e-8) {
+            break StopReason::GradientConverged;
+        }
+        if search_failed {
+            break StopReason::SearchFailed;
+        }
+        let mut entry_extra = BTreeMap::new();
+        match step(&mut f, &state, &history, l1) {
+            Ok(next) => {
+                if !next.adj_value.is_finite() {
+                    return Err(Error::Diverged { iteration: log.len() + 1, loss: next.adj_value });
+                }
+                let s: Vec<f64> = next.x.iter().zip(&state.x).map(|(a, b)| a - b).collect();
+                let y: Vec<f64> = next.grad.iter().zip(&state.grad).map(|(a, b)| a - b).collect();
+                history.push(s, y);
+                values.push_back(next.adj_value);
+                while values.len() > FVAL_MEMORY {
+                    values.pop_front();
+                }
+                state = next;
+                failed_once = false;
+            }
+            Err(StepFailed) if !failed_once => {
+                failed_once = true;
+                history = History::new();
+                entry_extra.insert("history_reset".to_owned(), 1.0);
+            }
+            Err(StepFailed) => {
+                search_failed = true;
+                entry_extra.insert("search_failed".to_owned(), 1.0);
+            }
+        }
+        let (valid_loss, valid_accuracy) = match validate {
+            Some(score) => {
+                let t = Instant::now();
+                let (l, a) = score(&state.x);
+                eval_seconds += t.elapsed().as_secs_f64();
+                (Some(l), Some(a))
+            }
+            None => (None, None),
+        };
+        entry_extra.insert("evaluations".to_owned(), f.evaluations as f64);
+        entry_extra.insert("gradient_norm".to_owned(), norm(&state.adj_grad));
+        log.push(LogEntry {
+            step: log.len() + 1,
+            loss: state.adj_value,
+            valid_loss,
+            valid_accuracy,
+            elapsed_seconds: started.elapsed().as_secs_f64() - eval_seconds,
+            extra: entry_extra,
         });
-        Ok(())
-    }
-}
-
-/// Minimizes `objective` from `x0` with L-BFGS (history `m`, as Breeze's default 10), for at most
-/// `max_iter` iterations, stopping when the objective changes by less than `tol`; with
-/// `l1 > 0`, OWL-QN minimizes `objective + l1 · ‖x‖₁`.
-pub fn minimize(objective: &impl Objective, x0: Vec<f64>, max_iter: usize, tol: f64, l1: f64) -> Result<Optimized> {
-    let (f0, g0) = objective.evaluate(&x0);
-    if !f0.is_finite() {
-        return Err(Error::Diverged { iteration: 0, loss: f0 });
-    }
-    // argmin starts by evaluating x0 again: answer that from the cache.
-    let evaluations = Arc::new(AtomicUsize::new(1));
-    let problem =
-        Cached { objective, last: Mutex::new(Some((x0.clone(), f0, g0))), evaluations: Arc::clone(&evaluations) };
-    let linesearch = MoreThuenteLineSearch::new();
-    let argmin_err = |e: argmin::core::Error| Error::Data(format!("optimizer: {e}"));
-    let mut solver = LBFGS::new(linesearch, 10).with_tolerance_cost(tol).map_err(argmin_err)?;
-    solver = solver.with_tolerance_grad(0.0).map_err(argmin_err)?;
-    if l1 > 0.0 {
-        solver = solver.with_l1_regularization(l1).map_err(argmin_err)?;
-    }
-    let entries = Arc::new(Mutex::new(Vec::new()));
-    let recorder = Recorder { start: Instant::now(), entries: Arc::clone(&entries), evaluations };
-    let result = Runner::new(problem, solver)
-        .configure(|state| state.param(x0.clone()).max_iters(max_iter as u64))
-        .add_observer(recorder, ObserverMode::Always)
-        .run();
-    let log = entries.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    if let Some(bad) = log.iter().find(|e| !e.loss.is_finite()) {
-        return Err(Error::Diverged { iteration: bad.step, loss: bad.loss });
-    }
-    let result = result.map_err(|e| {
-        // A line search that cannot find a better point at the first step means the objective
-        // is already flat or broken; report it rather than pretend to have converged.
-        Error::Data(format!("optimizer failed: {e}"))
-    })?;
-    let state = result.state();
-    let stop_reason = state.get_termination_reason().map_or("unknown".to_owned(), |r| r.text().to_owned());
-    let x = state.get_best_param().or(state.get_param()).cloned().unwrap_or(x0);
-    if x.iter().any(|v| !v.is_finite()) {
+    };
+    if state.x.iter().any(|v| !v.is_finite()) {
         return Err(Error::Diverged { iteration: log.len(), loss: f64::NAN });
     }
-    Ok(Optimized { x, log, stop_reason })
+    Ok(Optimized { x: state.x, log, stop_reason, eval_seconds })
+}
+
+/// One iteration: direction, line search, the new point (Breeze's `infiniteIterations` body).
+fn step<O: Objective>(
+    f: &mut Cached<'_, O>,
+    state: &State,
+    history: &History,
+    l1: &[f64],
+) -> std::result::Result<State, StepFailed> {
+    let first = state.iter == 0;
+    if l1.is_empty() {
+        let dir = history.direction(&state.grad)?;
+        let alpha = {
+            let mut phi = |t: f64| {
+                let (value, grad) = f.eval(&along(&state.x, &dir, t));
+                Bracket { t, value, slope: dot(&grad, &dir) }
+            };
+            strong_wolfe(&mut phi, if first { 1.0 / norm(&dir) } else { 1.0 })?
+        };
+        if alpha * norm(&state.grad) < 1e-10 {
+            return Err(StepFailed);
+        }
+        finish(f, state, l1, &dir, alpha)
+    } else {
+        // The direction from the pseudo-gradient, kept in its orthant.
+        let mut dir = history.direction(&state.adj_grad)?;
+        for (d, g) in dir.iter_mut().zip(&state.adj_grad) {
+            if !(*d * g < 0.0) {
+                *d = 0.0;
+            }
+        }
+        let alpha = {
+            let mut phi = |t: f64| {
+                let x = take_step(state, l1, &dir, t);
+                let (value, grad) = f.eval(&x);
+                let (adj_value, adj_grad) = adjust(l1, &x, value, &grad);
+                Bracket { t, value: adj_value, slope: dot(&adj_grad, &dir) }
+            };
+            let init = if first { 0.5 / norm(&state.grad) } else { 1.0 };
+            backtracking(&mut phi, init, if first { 0.1 } else { 0.5 }, state.value)?
+        };
+        finish(f, state, l1, &dir, alpha)
+    }
+}
+
+/// The state at the accepted step (its evaluation comes from the cache).
+fn finish<O: Objective>(
+    f: &mut Cached<'_, O>,
+    state: &State,
+    l1: &[f64],
+    dir: &[f64],
+    alpha: f64,
+) -> std::result::Result<State, StepFailed> {
+    let x = take_step(state, l1, dir, alpha);
+    let (value, grad) = f.eval(&x);
+    let (adj_value, adj_grad) = adjust(l1, &x, value, &grad);
+    Ok(State { x, value, grad, adj_value, adj_grad, iter: state.iter + 1 })
 }
 
 #[cfg(test)]
@@ -153,23 +532,89 @@ mod tests {
         }
     }
 
+    fn settings(max_iter: usize, tol: f64) -> Settings {
+        Settings { max_iter, tol, l1: Vec::new() }
+    }
+
     #[test]
     fn finds_the_minimum_and_logs_iterations() {
-        let out = minimize(&Quadratic, vec![0.0, 0.0], 100, 1e-12, 0.0).unwrap();
+        let out = minimize(&Quadratic, vec![0.0, 0.0], &settings(100, 1e-12), Instant::now(), None).unwrap();
         assert!((out.x[0] - 3.0).abs() < 1e-5 && (out.x[1] + 1.0).abs() < 1e-5, "{:?}", out.x);
+        assert_eq!(out.stop_reason, StopReason::GradientConverged);
         assert!(!out.log.is_empty());
         assert!(out.log.windows(2).all(|w| w[1].loss <= w[0].loss + 1e-12));
         // At least one pass over the data per iteration, counted cumulatively.
         let evaluations: Vec<f64> = out.log.iter().map(|e| e.extra["evaluations"]).collect();
         assert!(evaluations.windows(2).all(|w| w[1] > w[0]), "{evaluations:?}");
         assert!(evaluations[0] >= 2.0 && *evaluations.last().unwrap() >= out.log.len() as f64 + 1.0);
+        assert!(out.log.last().unwrap().extra["gradient_norm"] <= 1e-8);
+    }
+
+    /// Rosenbrock's valley from (−1.2, 1): the textbook test of a quasi-Newton method and its
+    /// line search; Breeze's L-BFGS solves it to 1e-5 within its default 100 iterations.
+    struct Rosenbrock;
+    impl Objective for Rosenbrock {
+        fn evaluate(&self, x: &[f64]) -> (f64, Vec<f64>) {
+            let (a, b) = (x[0], x[1]);
+            let f = (1.0 - a).powi(2) + 100.0 * (b - a * a).powi(2);
+            (f, vec![-2.0 * (1.0 - a) - 400.0 * a * (b - a * a), 200.0 * (b - a * a)])
+        }
     }
 
     #[test]
-    fn l1_shrinks_to_zero() {
-        // With a strong L1 term the second coordinate's optimum is exactly 0: |20 (x1 + 1)| < l1 at 0.
-        let out = minimize(&Quadratic, vec![0.5, 0.5], 200, 1e-12, 25.0).unwrap();
+    fn solves_rosenbrock() {
+        let out = minimize(&Rosenbrock, vec![-1.2, 1.0], &settings(100, 1e-10), Instant::now(), None).unwrap();
+        assert!((out.x[0] - 1.0).abs() < 1e-5 && (out.x[1] - 1.0).abs() < 1e-5, "{:?} after {}", out.x, out.log.len());
+        assert!(out.log.len() < 60, "{} iterations", out.log.len());
+    }
+
+    /// A slowly converging objective: f = Σ cᵢ (xᵢ − 1)² with widely spread curvatures. With a
+    /// tolerance far above the gradient's, the function-value test stops it, at iteration 20 at
+    /// the earliest (its memory starts full of +∞ and holds 20 values).
+    #[test]
+    fn function_values_stop_no_earlier_than_iteration_twenty() {
+        struct Spread;
+        impl Objective for Spread {
+            fn evaluate(&self, x: &[f64]) -> (f64, Vec<f64>) {
+                let c = |i: usize| 10f64.powf(i as f64 / 6.0);
+                let f = x.iter().enumerate().map(|(i, v)| c(i) * (v - 1.0).powi(2)).sum();
+                (f, x.iter().enumerate().map(|(i, v)| 2.0 * c(i) * (v - 1.0)).collect())
+            }
+        }
+        let out = minimize(&Spread, vec![0.0; 30], &settings(1000, 1e-3), Instant::now(), None).unwrap();
+        assert_eq!(out.stop_reason, StopReason::FunctionValuesConverged, "after {} iterations", out.log.len());
+        assert!(out.log.len() >= 20, "{}", out.log.len());
+        // The rule itself: within tol·|f₀| of the value 19 iterations before.
+        let n = out.log.len();
+        let f0 = Spread.evaluate(&[0.0; 30]).0;
+        assert!((out.log[n - 1].loss - out.log[n - 20].loss).abs() <= 1e-3 * f0);
+        if n > 20 {
+            assert!((out.log[n - 2].loss - out.log[n - 21].loss).abs() > 1e-3 * f0, "should have stopped earlier");
+        }
+        // A tighter tolerance runs to max_iter instead.
+        let capped = minimize(&Spread, vec![0.0; 30], &settings(7, 1e-12), Instant::now(), None).unwrap();
+        assert_eq!((capped.stop_reason, capped.log.len()), (StopReason::MaxIterations, 7));
+    }
+
+    #[test]
+    fn a_start_at_the_optimum_takes_no_iteration() {
+        let out = minimize(&Quadratic, vec![3.0, -1.0], &settings(100, 1e-6), Instant::now(), None).unwrap();
+        assert_eq!((out.stop_reason, out.log.len()), (StopReason::GradientConverged, 0));
+    }
+
+    #[test]
+    fn l1_shrinks_to_zero_and_spares_unweighted_coordinates() {
+        // With an L1 weight of 25 on x1, its optimum is exactly 0: |20 (x1 + 1)| < 25 at 0.
+        let s = Settings { max_iter: 200, tol: 1e-12, l1: vec![0.0, 25.0] };
+        let out = minimize(&Quadratic, vec![0.5, 0.5], &s, Instant::now(), None).unwrap();
         assert_eq!(out.x[1], 0.0, "{:?}", out.x);
+        assert!((out.x[0] - 3.0).abs() < 1e-6, "{:?}", out.x);
+        // The logged objective includes the L1 term: f(3, 0) = 10.
+        assert!((out.log.last().unwrap().loss - 10.0).abs() < 1e-9);
+        // A weight of 4 moves x1's optimum to −1 + 4/20 = −0.8.
+        let s = Settings { max_iter: 200, tol: 1e-12, l1: vec![0.0, 4.0] };
+        let out = minimize(&Quadratic, vec![0.0, 0.0], &s, Instant::now(), None).unwrap();
+        assert!((out.x[1] + 0.8).abs() < 1e-6, "{:?}", out.x);
     }
 
     struct Broken;
@@ -181,6 +626,35 @@ mod tests {
 
     #[test]
     fn a_nan_objective_is_divergence() {
-        assert!(matches!(minimize(&Broken, vec![0.0], 10, 1e-6, 0.0), Err(Error::Diverged { .. })));
+        let r = minimize(&Broken, vec![0.0], &settings(10, 1e-6), Instant::now(), None);
+        assert!(matches!(r, Err(Error::Diverged { .. })));
+    }
+
+    /// An objective whose slope at the start points uphill: every direction fails, the history
+    /// is reset once (counted as an iteration, as MLlib's totalIterations does), then the run
+    /// stops with the line search failed and the starting point kept.
+    #[test]
+    fn a_failing_search_resets_once_then_stops() {
+        struct Liar;
+        impl Objective for Liar {
+            fn evaluate(&self, x: &[f64]) -> (f64, Vec<f64>) {
+                // The gradient's sign is wrong: following −g goes uphill.
+                (x[0] * x[0] + 1.0, vec![-2.0 * x[0] - 1.0])
+            }
+        }
+        let out = minimize(&Liar, vec![1.0], &settings(100, 1e-9), Instant::now(), None).unwrap();
+        assert_eq!(out.stop_reason, StopReason::SearchFailed);
+        assert_eq!(out.log.len(), 2);
+        assert_eq!(out.log[0].extra.get("history_reset"), Some(&1.0));
+        assert_eq!(out.log[1].extra.get("search_failed"), Some(&1.0));
+        assert_eq!(out.x, [1.0]);
+    }
+
+    #[test]
+    fn validation_is_scored_per_iteration_and_timed_apart() {
+        let score = |x: &[f64]| (x[0], 0.5);
+        let out = minimize(&Quadratic, vec![0.0, 0.0], &settings(5, 0.0), Instant::now(), Some(&score)).unwrap();
+        assert!(out.log.iter().all(|e| e.valid_accuracy == Some(0.5) && e.valid_loss.is_some()));
+        assert!(out.eval_seconds >= 0.0);
     }
 }

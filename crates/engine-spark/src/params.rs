@@ -20,7 +20,8 @@ fn invalid(name: &str, value: impl ToString, expected: &str) -> Error {
 pub struct LrParams {
     /// `maxIter`: at most this many L-BFGS iterations. Default 100.
     pub max_iter: usize,
-    /// `tol`: stop when the objective changes by less than this. Default 1e-6.
+    /// `tol`: relative tolerance of Breeze's tests (the objective's change over 20 iterations
+    /// against |f₀|, the gradient's norm against |f|). Default 1e-6.
     pub tol: f64,
     /// `regParam`: regularization strength λ. Default 0.
     pub reg_param: f64,
@@ -159,6 +160,32 @@ pub enum MlpSolver {
     Gd,
 }
 
+/// The arithmetic of the MLP's forward and backward passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MlpPrecision {
+    /// f64, as MLlib computes.
+    #[default]
+    F64,
+    /// f32 passes (twice the GEMM rate), gradients summed in f64: not MLlib's arithmetic.
+    F32,
+}
+
+impl MlpPrecision {
+    /// f32 (what model files without the field hold).
+    pub fn f32() -> Self {
+        Self::F32
+    }
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F64 => "f64",
+            Self::F32 => "f32",
+        }
+    }
+}
+
 /// MultilayerPerceptronClassifier's parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MlpParams {
@@ -175,6 +202,8 @@ pub struct MlpParams {
     pub step_size: f64,
     /// `blockSize`: rows stacked into one matrix. Default 128.
     pub block_size: usize,
+    /// Arithmetic (not an MLlib param: MLlib computes in f64). Default f64.
+    pub precision: MlpPrecision,
     /// `seed` of the initial weights.
     pub seed: u64,
 }
@@ -188,6 +217,7 @@ impl Default for MlpParams {
             solver: MlpSolver::LBfgs,
             step_size: 0.03,
             block_size: 128,
+            precision: MlpPrecision::F64,
             seed: 42,
         }
     }
@@ -202,6 +232,11 @@ impl MlpParams {
             "gd" => MlpSolver::Gd,
             other => return Err(invalid("solver", other, "l-bfgs or gd")),
         };
+        let precision = match p.take_string("precision", "f64").as_str() {
+            "f64" => MlpPrecision::F64,
+            "f32" => MlpPrecision::F32,
+            other => return Err(invalid("precision", other, "f64 (MLlib's arithmetic) or f32")),
+        };
         let out = Self {
             hidden: p.take_usize_list("hidden")?.unwrap_or(d.hidden),
             max_iter: p.take_usize("max_iter", d.max_iter)?,
@@ -209,6 +244,7 @@ impl MlpParams {
             solver,
             step_size: p.take_f64("step_size", d.step_size)?,
             block_size: p.take_usize("block_size", d.block_size)?,
+            precision,
             seed,
         };
         p.finish(ModelKind::Mlp)?;
@@ -273,6 +309,10 @@ mod tests {
         assert_eq!((tree.max_depth, tree.max_bins, tree.min_instances_per_node), (5, 32, 1));
         let mlp = MlpParams::from_map(ParamMap::new(), 1).unwrap();
         assert_eq!((mlp.max_iter, mlp.block_size, mlp.step_size, mlp.solver), (100, 128, 0.03, MlpSolver::LBfgs));
+        assert_eq!(mlp.precision, MlpPrecision::F64);
+        let f32 = MlpParams::from_map(ParamMap::new().with("precision", "f32"), 1).unwrap();
+        assert_eq!(f32.precision, MlpPrecision::F32);
+        assert!(MlpParams::from_map(ParamMap::new().with("precision", "bf16"), 1).is_err());
         assert!(LrParams::from_map(ParamMap::new().with("elastic_net_param", 2)).is_err());
         assert!(TreeParams::from_map(ParamMap::new().with("impurity", "variance"), 1).is_err());
         assert!(TreeParams::from_map(ParamMap::new().with("max_depth", 31), 1).is_err());

@@ -71,7 +71,7 @@ fn spark_agrees_with_the_embedded_engine_on_the_same_rows() {
     let data = prepare(&train, &options, &mut PhaseTimers::new()).unwrap();
     for kind in [ModelKind::Lr, ModelKind::Tree] {
         let spec = ModelSpec { kind, params: ParamMap::new() };
-        let ctx = RunContext { workers: 2, partitions: 2, seed: 7 };
+        let ctx = RunContext { partitions: 2, ..RunContext::new(2, 7) };
         let (model, _) = SparkEngine.fit(&spec, &data.train, &data.valid, &ctx).unwrap();
         let proba = model.predict_proba(&data.test.features).unwrap();
         let embedded = ClassificationReport::from_proba(&data.test.labels, &proba, 2).unwrap().accuracy;

@@ -1,11 +1,14 @@
 //! The spark engine against independent references: scikit-learn's numbers on the same files
-//! (see `reference/make_reference.py`) and a plain float64 decision tree written here.
+//! (see `reference/make_reference.py`), Spark MLlib's own (iterations, objective history and
+//! model of its LogisticRegression, `reference/make_spark_reference.py`), and a plain float64
+//! decision tree written here.
 
 mod common;
 
 use std::path::Path;
 
 use common::sklearn_values::*;
+use common::spark_values as mllib;
 use trainbench_data::{LoadOptions, Prepared, PreprocessOptions, Preprocessor, Scaling, load};
 use trainbench_engine::{Engine, Error, ModelKind, ModelSpec, ParamMap, RunContext, TrainedModel};
 use trainbench_engine_spark::{LogisticModel, SparkEngine};
@@ -22,7 +25,7 @@ fn prepared(name: &str) -> Prepared {
 
 fn fit(kind: ModelKind, params: ParamMap, data: &Prepared, workers: usize, partitions: usize) -> Box<dyn TrainedModel> {
     let spec = ModelSpec { kind, params };
-    let ctx = RunContext { workers, partitions, seed: 3 };
+    let ctx = RunContext { partitions, ..RunContext::new(workers, 3) };
     SparkEngine.fit(&spec, data, &data.take(&[]), &ctx).unwrap().0
 }
 
@@ -57,6 +60,67 @@ fn multinomial_lr_coefficients_match_scikit_learn() {
     let flat: Vec<f64> = m.coefficients.concat();
     assert_close("coefficients", &flat, LR_MULTI_COEF, 1e-3);
     assert_close("intercepts", &m.intercepts, LR_MULTI_INTERCEPT, 1e-3);
+}
+
+/// MLlib's LogisticRegression on the same rows, with its defaults (maxIter 100, tol 1e-6) and
+/// with L2 and L1 penalties: the embedded engine makes the same number of iterations (Breeze's
+/// L-BFGS, line search and stopping rule), passes through the same objective values, and ends
+/// on the same model. The values agree to about 1e-9 (the features reach the engine as f32, Spark
+/// reads them as f64; and it sums in another order), so 1e-8 is the tolerance.
+#[test]
+fn logistic_regression_stops_where_mllib_stops() {
+    type Case<'a> = (&'a str, ParamMap, usize, &'a [f64], &'a [f64], &'a [f64]);
+    let cases: [Case; 4] = [
+        (
+            "lr_binary.csv",
+            ParamMap::new(),
+            mllib::LR_BINARY_ITERATIONS,
+            mllib::LR_BINARY_HISTORY,
+            mllib::LR_BINARY_COEF,
+            mllib::LR_BINARY_INTERCEPT,
+        ),
+        (
+            "lr_binary.csv",
+            ParamMap::new().with("reg_param", 0.1),
+            mllib::LR_BINARY_L2_ITERATIONS,
+            mllib::LR_BINARY_L2_HISTORY,
+            mllib::LR_BINARY_L2_COEF,
+            mllib::LR_BINARY_L2_INTERCEPT,
+        ),
+        (
+            "lr_binary.csv",
+            ParamMap::new().with("reg_param", 0.05).with("elastic_net_param", 1.0),
+            mllib::LR_BINARY_L1_ITERATIONS,
+            mllib::LR_BINARY_L1_HISTORY,
+            mllib::LR_BINARY_L1_COEF,
+            mllib::LR_BINARY_L1_INTERCEPT,
+        ),
+        (
+            "lr_multi.csv",
+            ParamMap::new(),
+            mllib::LR_MULTI_ITERATIONS,
+            mllib::LR_MULTI_HISTORY,
+            mllib::LR_MULTI_COEF,
+            mllib::LR_MULTI_INTERCEPT,
+        ),
+    ];
+    for (file, params, iterations, history, coef, intercept) in cases {
+        let what = format!("{file} {:?}", params.0);
+        let data = prepared(file);
+        let spec = ModelSpec { kind: ModelKind::Lr, params };
+        let (model, log) = SparkEngine.fit(&spec, &data, &data.take(&[]), &RunContext::new(1, 3)).unwrap();
+        let losses: Vec<f64> = log.entries.iter().map(|e| e.loss).collect();
+        assert_eq!(log.entries.len(), iterations, "{what}: iterations; losses {losses:?} vs MLlib's {history:?}");
+        // MLlib's history starts with the objective at the starting point.
+        for (k, (ours, spark)) in losses.iter().zip(&history[1..]).enumerate() {
+            assert!((ours - spark).abs() <= 1e-8 * spark.abs(), "{what}: iteration {}: {ours} vs {spark}", k + 1);
+        }
+        let m = lr_state(model.as_ref());
+        assert_close(&format!("{what}: coefficients"), &m.coefficients.concat(), coef, 1e-5);
+        assert_close(&format!("{what}: intercepts"), &m.intercepts, intercept, 1e-5);
+        let zeros = |c: &[f64]| c.iter().map(|v| *v == 0.0).collect::<Vec<_>>();
+        assert_eq!(zeros(&m.coefficients.concat()), zeros(coef), "{what}: the same coefficients are exactly 0");
+    }
 }
 
 #[test]
@@ -240,7 +304,7 @@ fn saved_models_predict_the_same_probabilities() {
 fn bad_input_is_refused_clearly() {
     let mut data = prepared("lr_binary.csv");
     let spec = |kind, params| ModelSpec { kind, params };
-    let ctx = RunContext { workers: 1, partitions: 2, seed: 1 };
+    let ctx = RunContext { partitions: 2, ..RunContext::new(1, 1) };
     let err = |spec: ModelSpec, data: &Prepared| {
         SparkEngine.fit(&spec, data, &data.take(&[]), &ctx).err().expect("must fail").to_string()
     };
@@ -253,7 +317,10 @@ fn bad_input_is_refused_clearly() {
     assert!(huge.contains("at most 10000000 weights"), "{huge}");
 
     let diverged = SparkEngine.fit(
-        &spec(ModelKind::Mlp, ParamMap::new().with("solver", "gd").with("step_size", 1e300).with("hidden", "4")),
+        &spec(
+            ModelKind::Mlp,
+            ParamMap::new().with("solver", "gd").with("step_size", 1e300).with("hidden", "4").with("precision", "f32"),
+        ),
         &data,
         &data.take(&[]),
         &ctx,

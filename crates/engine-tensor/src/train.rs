@@ -236,19 +236,11 @@ fn replica_step(net: &Net, input: &StepInput<'_>, device: &Device, masks: &mut D
     Ok(ReplicaStep { grads, loss: loss_value, correct })
 }
 
-/// Mean cross-entropy and accuracy of `net` (without autodiff) on `data`.
+/// Mean cross-entropy and accuracy of `net` (without autodiff) on `data`, scored as the spark
+/// engine scores its validation rows.
 pub fn evaluate(net: &Net, data: &Prepared, device: &Device) -> (f64, f64) {
     let probs = predict_proba(net, &data.features, data.n_features, device);
-    let classes = net.architecture().classes;
-    let (mut loss, mut correct) = (0.0f64, 0usize);
-    for (row, &y) in data.labels.iter().enumerate() {
-        let p = &probs[row * classes..(row + 1) * classes];
-        loss -= (p[y as usize] as f64).max(1e-15).ln();
-        let best = (0..classes).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
-        correct += usize::from(best == y as usize);
-    }
-    let n = data.labels.len().max(1) as f64;
-    (loss / n, correct as f64 / n)
+    trainbench_engine::score_probabilities(&probs, &data.labels, net.architecture().classes)
 }
 
 /// Softmax probabilities, `rows × classes`, computed in chunks to bound memory.
@@ -280,7 +272,11 @@ struct Checkpoint {
     best: Option<(f64, String)>,
     bad_epochs: usize,
     entries: Vec<LogEntry>,
+    /// Training seconds so far (validation scoring left out).
     elapsed_seconds: f64,
+    /// Seconds spent scoring validation rows so far.
+    #[serde(default)]
+    eval_seconds: f64,
 }
 
 const CHECKPOINT_FILE: &str = "checkpoint.json";
@@ -354,6 +350,10 @@ fn check_batch(batch: &Batch, data: &Prepared, epoch: usize) -> Result<()> {
 }
 
 /// Trains a network of `arch` on `train`; returns it (on the plain device) and the log.
+///
+/// Everything runs on a pool of `ctx.workers` threads: the replicas are tasks of that pool and
+/// flex's parallel tensor operations (rayon, and the GEMM's threads) go to the pool they are
+/// called from, so the fit uses `workers` cores, whatever the machine has.
 pub fn fit(
     arch: &Architecture,
     p: &TrainParams,
@@ -362,7 +362,19 @@ pub fn fit(
     ctx: &RunContext,
     opts: &TrainOptions,
 ) -> Result<(Net, TrainLog)> {
-    let replicas = ctx.workers.max(1);
+    let pool = ctx.thread_pool("tensor-worker")?;
+    pool.install(|| fit_on_pool(arch, p, train, valid, ctx, opts))
+}
+
+fn fit_on_pool(
+    arch: &Architecture,
+    p: &TrainParams,
+    train: &Prepared,
+    valid: &Prepared,
+    ctx: &RunContext,
+    opts: &TrainOptions,
+) -> Result<(Net, TrainLog)> {
+    let replicas = ctx.replicas_or_workers();
     check_memory(arch, p, replicas)?;
     let plain = opts.backend.device()?;
     let device = plain.clone().autodiff();
@@ -378,7 +390,8 @@ pub fn fit(
     let mut entries = Vec::new();
     let mut best: Option<(f64, Net)> = None;
     let mut bad_epochs = 0;
-    let mut elapsed_before = 0.0;
+    let (mut elapsed_before, mut eval_before) = (0.0, 0.0);
+    let mut resumed_epochs = None;
     if opts.resume {
         let dir =
             opts.checkpoint_dir.as_deref().ok_or_else(|| Error::Data("--resume needs --checkpoint-dir".into()))?;
@@ -409,6 +422,8 @@ pub fn fit(
         bad_epochs = ck.bad_epochs;
         entries = ck.entries;
         elapsed_before = ck.elapsed_seconds;
+        eval_before = ck.eval_seconds;
+        resumed_epochs = Some(ck.epoch);
     }
 
     let mut boards = match &opts.tensorboard {
@@ -423,6 +438,8 @@ pub fn fit(
     };
 
     let started = Instant::now();
+    // Validation scoring in this fit: left out of the log's training times.
+    let mut eval_seconds = 0.0;
     let mut stop_reason = "max_epochs".to_owned();
     let steps_per_epoch = train.labels.len().div_ceil(p.batch_size) as u64;
     for epoch in start_epoch..p.epochs {
@@ -473,11 +490,13 @@ pub fn fit(
         let epoch_seconds = epoch_started.elapsed().as_secs_f64();
         let train_loss = loss_sum / rows_seen.max(1) as f64;
         let train_acc = correct as f64 / rows_seen.max(1) as f64;
-        let inference = net.valid();
+        let training_seconds = elapsed_before + started.elapsed().as_secs_f64() - eval_seconds;
         let (valid_loss, valid_acc) = if valid.labels.is_empty() {
             (None, None)
         } else {
-            let (l, a) = evaluate(&inference, valid, &plain);
+            let clock = Instant::now();
+            let (l, a) = evaluate(&net.valid(), valid, &plain);
+            eval_seconds += clock.elapsed().as_secs_f64();
             (Some(l), Some(a))
         };
         let mut extra = BTreeMap::new();
@@ -485,14 +504,12 @@ pub fn fit(
         extra.insert("learning_rate".to_owned(), lr);
         extra.insert("epoch_seconds".to_owned(), epoch_seconds);
         extra.insert("rows_per_second".to_owned(), rows_seen as f64 / epoch_seconds.max(1e-9));
-        if let Some(a) = valid_acc {
-            extra.insert("val_accuracy".to_owned(), a);
-        }
         entries.push(LogEntry {
             step: epoch + 1,
             loss: train_loss,
             valid_loss,
-            elapsed_seconds: elapsed_before + started.elapsed().as_secs_f64(),
+            valid_accuracy: valid_acc,
+            elapsed_seconds: training_seconds,
             extra: extra.clone(),
         });
         if let Some((tb_train, tb_valid)) = boards.as_mut() {
@@ -542,7 +559,8 @@ pub fn fit(
                 },
                 bad_epochs,
                 entries: entries.clone(),
-                elapsed_seconds: elapsed_before + started.elapsed().as_secs_f64(),
+                elapsed_seconds: elapsed_before + started.elapsed().as_secs_f64() - eval_seconds,
+                eval_seconds: eval_before + eval_seconds,
             }
             .save(dir)?;
         }
@@ -554,7 +572,13 @@ pub fn fit(
     if let Some((_, b)) = best {
         net = b;
     }
-    let log = TrainLog { entries, fit_seconds: elapsed_before + started.elapsed().as_secs_f64(), stop_reason };
+    let log = TrainLog {
+        entries,
+        fit_seconds: elapsed_before + eval_before + started.elapsed().as_secs_f64(),
+        stop_reason,
+        eval_seconds: eval_before + eval_seconds,
+        resumed_epochs,
+    };
     Ok((net.valid(), log))
 }
 

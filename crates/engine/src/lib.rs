@@ -196,17 +196,49 @@ pub struct ModelSpec {
 /// Run-wide settings an engine honours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunContext {
-    /// Parallel workers (spark: threads over partitions; tensor: replicas).
+    /// Cores the fit may use: every engine runs its parallel work on a pool of this many
+    /// threads, so equal `workers` means equal CPU for both paradigms.
     pub workers: usize,
-    /// Partitions the training rows are cut into (spark); 0 = as many as workers.
+    /// Partitions the training rows are cut into (spark); 0 = two per worker.
     pub partitions: usize,
+    /// Replicas each global batch is split over (tensor); 0 = one per worker. Replicas sum their
+    /// gradients, so the weights do not depend on their number.
+    pub replicas: usize,
     /// Seed for every random choice the engine makes.
     pub seed: u64,
 }
 
+impl RunContext {
+    /// `workers` cores, the engines' own defaults for partitions and replicas, and `seed`.
+    pub fn new(workers: usize, seed: u64) -> Self {
+        Self { workers: workers.max(1), partitions: 0, replicas: 0, seed }
+    }
+
+    /// The replicas a tensor fit uses: `replicas`, or one per worker when 0.
+    pub fn replicas_or_workers(&self) -> usize {
+        if self.replicas == 0 { self.workers.max(1) } else { self.replicas }
+    }
+
+    /// The partitions a spark fit uses: `partitions`, or two per worker when 0 (Spark's rule of
+    /// thumb of a few tasks per core).
+    pub fn partitions_or_default(&self) -> usize {
+        if self.partitions == 0 { 2 * self.workers.max(1) } else { self.partitions }
+    }
+
+    /// A pool of `workers` threads to run a fit on: the spark engine's partitions and the
+    /// tensor engine's replicas and tensor operations (rayon) all run on it.
+    pub fn thread_pool(&self, name: &'static str) -> Result<rayon::ThreadPool> {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(self.workers.max(1))
+            .thread_name(move |i| format!("{name}-{i}"))
+            .build()
+            .map_err(|e| Error::Data(format!("cannot start {} worker threads: {e}", self.workers)))
+    }
+}
+
 impl Default for RunContext {
     fn default() -> Self {
-        Self { workers: 1, partitions: 0, seed: 42 }
+        Self::new(1, 42)
     }
 }
 
@@ -219,7 +251,11 @@ pub struct LogEntry {
     pub loss: f64,
     /// Validation loss, where a validation set was given.
     pub valid_loss: Option<f64>,
-    /// Wall seconds since training started.
+    /// Validation accuracy, where a validation set was given.
+    #[serde(default)]
+    pub valid_accuracy: Option<f64>,
+    /// Seconds of training since the fit started: wall time without the time spent scoring
+    /// validation rows, so engines that score every iteration and every epoch compare.
     pub elapsed_seconds: f64,
     /// Model-specific counts (trees: `depth`, `nodes`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -233,8 +269,28 @@ pub struct TrainLog {
     pub entries: Vec<LogEntry>,
     /// Wall seconds of the whole fit.
     pub fit_seconds: f64,
-    /// Why training stopped ("converged", "max_iter", ...).
+    /// Why training stopped ("gradient converged", "max_epochs", ...).
     pub stop_reason: String,
+    /// Seconds of the fit spent scoring validation rows (part of `fit_seconds`).
+    #[serde(default)]
+    pub eval_seconds: f64,
+    /// Epochs taken from a checkpoint instead of trained in this fit (tensor `--resume`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_epochs: Option<usize>,
+}
+
+/// Mean cross-entropy and accuracy of class probabilities (`rows × classes`, row-major) for
+/// `labels`: how both engines score validation rows during a fit. A zero probability counts
+/// as 1e-15; ties go to the lower class.
+pub fn score_probabilities(proba: &[f32], labels: &[u32], classes: usize) -> (f64, f64) {
+    let (mut loss, mut correct) = (0.0f64, 0usize);
+    for (p, &y) in proba.chunks_exact(classes.max(1)).zip(labels) {
+        loss -= f64::from(p[y as usize]).max(1e-15).ln();
+        let best = (0..p.len()).fold(0, |b, c| if p[c] > p[b] { c } else { b });
+        correct += usize::from(best == y as usize);
+    }
+    let n = labels.len().max(1) as f64;
+    (loss / n, correct as f64 / n)
 }
 
 /// A trained model.
@@ -334,6 +390,16 @@ pub fn check_finite(data: &Prepared) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validation_scores_are_mean_cross_entropy_and_accuracy() {
+        let proba = [0.9, 0.1, 0.4, 0.6, 0.5, 0.5];
+        let (loss, accuracy) = score_probabilities(&proba, &[0, 0, 1], 2);
+        let want = -((0.9f32 as f64).ln() + (0.4f32 as f64).ln() + 0.5f64.ln()) / 3.0;
+        assert!((loss - want).abs() < 1e-12, "{loss} vs {want}");
+        // Row 3 is a tie: class 0 wins, so only row 1 is right.
+        assert_eq!(accuracy, 1.0 / 3.0);
+    }
 
     #[test]
     fn param_map_types_defaults_and_leftovers() {

@@ -126,6 +126,13 @@ impl ResourceSampler {
     }
 }
 
+/// This process's resident memory high-water mark (VmHWM) since it started or since the last
+/// [`ResourceSampler::start`] reset it, in bytes; 0 where unknown. Read right after a run's data
+/// are prepared, it is the part of the whole-process peak that loading and preparing took.
+pub fn process_peak_rss() -> u64 {
+    peak_rss_of(std::process::id())
+}
+
 /// The resident memory high-water mark (VmHWM) of `pid`, in bytes; 0 where unknown.
 fn peak_rss_of(pid: u32) -> u64 {
     status_kib(pid, "VmHWM:").map_or(0, |k| k * 1024)

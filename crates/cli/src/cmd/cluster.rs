@@ -26,6 +26,8 @@ pub struct ClusterOutcome {
     pub features: usize,
     /// Wall seconds of the fit.
     pub fit_seconds: f64,
+    /// MLlib's iterations (tree: depth), where the server said.
+    pub iterations: Option<u64>,
     /// Wall seconds to predict the test rows and bring them back.
     pub predict_seconds: f64,
     /// The server's CPU and memory during the fit, when it runs on this machine.
@@ -89,6 +91,7 @@ pub fn fit_on_cluster(
         train_rows: run.train_rows as usize,
         features: run.features,
         fit_seconds: run.phases.fit_seconds,
+        iterations: run.iterations,
         predict_seconds: run.phases.predict_seconds,
         server_fit_resources: run.server_fit_resources,
     })
@@ -117,6 +120,7 @@ pub fn fill_record(record: &mut RunRecord, o: ClusterOutcome) {
     record.workers = 0;
     record.train_rows = o.train_rows;
     record.fit_seconds = o.fit_seconds;
+    record.iterations = o.iterations.unwrap_or(0) as usize;
     record.predict_seconds = o.predict_seconds;
     record.rows_per_second = o.train_rows as f64 / o.fit_seconds.max(1e-9);
     if let Some(r) = &o.server_fit_resources {

@@ -51,9 +51,15 @@ pub struct StudyArgs {
     /// the study defaults listed in the README (equal-capacity MLPs, tensor epochs and batch).
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
-    /// Runs of each model with seeds seed, seed+1, ...; the table shows means and 95 % intervals.
-    #[arg(long, default_value_t = 1)]
+    /// Runs of each model with seeds seed, seed+1, ...; the answers give means and 95 % intervals
+    /// and say when a difference is inside the noise of the seeds.
+    #[arg(long, default_value_t = 3)]
     pub seeds: usize,
+    /// The validation accuracy whose first reaching is timed for each model family both
+    /// paradigms run (MLPerf's time to target). Default: the lower of the two paradigms' best
+    /// validation accuracy minus 0.5 percentage points.
+    #[arg(long, value_name = "ACCURACY")]
+    pub target_accuracy: Option<f64>,
     /// The report folder.
     #[arg(long, value_name = "DIR", default_value = "trainbench-report")]
     pub out: PathBuf,
@@ -80,7 +86,8 @@ pub struct ScaleArgs {
     /// replacement.
     #[arg(long, value_delimiter = ',', default_value = "0.1,0.25,0.5,1")]
     pub fractions: Vec<f64>,
-    /// Worker (replica) counts, comma-separated (default: 1 up to the cores, doubling).
+    /// Worker counts (cores per run, for either engine), comma-separated (default: 1 up to the
+    /// cores, doubling). Tensor runs split each batch over as many replicas unless --replicas says.
     #[arg(long, value_delimiter = ',')]
     pub workers_list: Vec<usize>,
 }
@@ -237,6 +244,11 @@ fn run_study(command: &str, study: &StudyArgs, plan: &dyn Fn() -> Result<Vec<Pla
     if study.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
+    if let Some(t) = study.target_accuracy
+        && !(t > 0.0 && t <= 1.0)
+    {
+        bail!("--target-accuracy must be above 0 and at most 1, got {t}");
+    }
     let quiet = study.json;
     let (path, generated) = match &study.data {
         Some(p) => (p.clone(), false),
@@ -266,6 +278,9 @@ fn run_study(command: &str, study: &StudyArgs, plan: &dyn Fn() -> Result<Vec<Pla
         Some(data)
     };
     let prepare_seconds = started.elapsed().as_secs_f64();
+    // What loading and preparing took of the process's memory: part of each run's whole-process
+    // peak, as if it had run alone.
+    let prepare_peak = trainbench_metrics::process_peak_rss();
     let total = planned.len() * study.seeds;
     if !quiet {
         match &local {
@@ -290,21 +305,8 @@ fn run_study(command: &str, study: &StudyArgs, plan: &dyn Fn() -> Result<Vec<Pla
     let bars = MultiProgress::new();
     let overall = if quiet { ProgressBar::hidden() } else { bars.add(output::bar(total as u64, "runs", false)) };
     let header = [
-        "engine",
-        "model",
-        "seed",
-        "workers",
-        "rows",
-        "fit s",
-        "s/epoch",
-        "rows/s",
-        "accuracy",
-        "precision",
-        "recall",
-        "F1",
-        "AUC",
-        "CPU s",
-        "peak",
+        "engine", "model", "seed", "cores", "rows", "fit s", "iters", "s/epoch", "accuracy", "F1", "AUC", "CPU s",
+        "busy", "peak fit", "peak all",
     ];
     if !quiet {
         bars.suspend(|| println!("{}", format_row(&header.map(String::from))));
@@ -332,7 +334,7 @@ fn run_study(command: &str, study: &StudyArgs, plan: &dyn Fn() -> Result<Vec<Pla
             } else {
                 bars.insert_before(&overall, output::spinner(&format!("training {id}"), false))
             };
-            let record = one_run(study, &path, p, &id, local_data, &ctx);
+            let record = one_run(study, &path, p, &id, local_data, &ctx, prepare_peak);
             spinner.finish_and_clear();
             bars.remove(&spinner);
             if !quiet {
@@ -344,6 +346,7 @@ fn run_study(command: &str, study: &StudyArgs, plan: &dyn Fn() -> Result<Vec<Pla
     }
     overall.finish_and_clear();
 
+    let comparisons = report::compare_families(&mut runs, study.target_accuracy);
     let results = Results {
         schema_version: report::SCHEMA_VERSION,
         command: command.to_owned(),
@@ -383,6 +386,7 @@ fn run_study(command: &str, study: &StudyArgs, plan: &dyn Fn() -> Result<Vec<Pla
             }
         },
         runs,
+        comparisons,
     };
     report::write_all(&study.out, &results)?;
     if quiet {
@@ -398,7 +402,9 @@ fn run_study(command: &str, study: &StudyArgs, plan: &dyn Fn() -> Result<Vec<Pla
                 vec![
                     g.engine.clone(),
                     g.model.clone(),
-                    g.fit_seconds.show(2),
+                    g.sweep.map_or(String::new(), |s| format!("×{} rows, {} cores", s.fraction, s.workers)),
+                    g.train_seconds.show(2),
+                    g.time_to_target.map_or("-".to_owned(), |e| e.show(2)),
                     g.accuracy.show(4),
                     g.f1.show(4),
                     format!("{:.1}", g.cpu_seconds.mean),
@@ -406,7 +412,10 @@ fn run_study(command: &str, study: &StudyArgs, plan: &dyn Fn() -> Result<Vec<Pla
                 ]
             })
             .collect();
-        output::print_table(&["engine", "model", "fit s", "accuracy", "F1", "CPU s", "peak"], &rows);
+        output::print_table(
+            &["engine", "model", "sweep", "train s", "to target s", "accuracy", "F1", "CPU s", "peak fit"],
+            &rows,
+        );
     }
     println!();
     for (q, a) in report::answers(&results) {
@@ -429,6 +438,7 @@ fn one_run(
     id: &str,
     local: Option<(&Prepared, &PreparedData)>,
     ctx: &RunContext,
+    prepare_peak: u64,
 ) -> RunRecord {
     let e = engine_name(p.engine);
     let mut run_args = study.run.clone();
@@ -441,18 +451,29 @@ fn one_run(
         model: p.spec.kind.name().to_owned(),
         seed: ctx.seed,
         workers: ctx.workers,
+        replicas: (p.engine == EngineArg::Tensor).then(|| ctx.replicas_or_workers()),
+        partitions: (p.engine == EngineArg::Spark).then(|| ctx.partitions_or_default()),
+        precision: match p.engine {
+            EngineArg::Spark => p.spec.params.0.get("precision").cloned().unwrap_or_else(|| "f64".into()),
+            EngineArg::Tensor => study.run.precision.clone().unwrap_or_else(|| "f32".into()),
+        },
         train_rows: local.map_or(0, |(train, _)| train.rows()),
         params: p.spec.params.0.clone(),
         sweep: p.sweep,
         status: "failed".into(),
         error: None,
         fit_seconds: 0.0,
+        eval_seconds: 0.0,
         predict_seconds: 0.0,
         epoch_seconds: Vec::new(),
+        iterations: 0,
+        evaluations: None,
+        time_to_target_seconds: None,
         rows_per_second: 0.0,
         cpu_seconds: 0.0,
         mean_cpu_percent: 0.0,
         peak_rss_bytes: 0,
+        process_peak_rss_bytes: 0,
         scores: None,
         stop_reason: String::new(),
         log: Vec::new(),
@@ -474,8 +495,9 @@ fn one_run(
         record.error = Some("no local data was prepared for this run".into());
         return record;
     };
-    let outcome = engine(p.engine, &run_args)
-        .and_then(|eng| runner::fit_and_score(eng.as_ref(), &p.spec, train, &data.valid, &data.test, ctx));
+    let outcome = engine(p.engine, &run_args).and_then(|eng| {
+        runner::fit_and_score(eng.as_ref(), &p.spec, (train, &data.valid, &data.test), ctx, prepare_peak)
+    });
     match outcome {
         Err(err) => record.error = Some(format!("{err:#}")),
         Ok(o) => {
@@ -483,12 +505,16 @@ fn one_run(
             let passes = if epochs.is_empty() { 1 } else { epochs.len() };
             record.status = "ok".into();
             record.fit_seconds = o.fit_seconds;
+            record.eval_seconds = o.log.eval_seconds;
+            record.iterations = o.log.entries.len();
+            record.evaluations = o.log.entries.last().and_then(|e| e.extra.get("evaluations")).map(|&n| n as u64);
             record.predict_seconds = o.predict_seconds;
             record.rows_per_second = (train.rows() * passes) as f64 / o.fit_seconds.max(1e-9);
             record.epoch_seconds = epochs;
             record.cpu_seconds = o.fit_resources.cpu_seconds;
             record.mean_cpu_percent = o.fit_resources.mean_cpu_percent;
             record.peak_rss_bytes = o.fit_resources.peak_rss_bytes;
+            record.process_peak_rss_bytes = o.process_peak_rss_bytes;
             record.stop_reason = o.log.stop_reason.clone();
             record.log = o.log.entries;
             record.resources = o.fit_resources.samples;
@@ -499,7 +525,6 @@ fn one_run(
 }
 
 fn table_row(r: &RunRecord) -> [String; 15] {
-    let s = r.scores.as_ref();
     let workers = if r.cluster.is_some() || (r.workers == 0 && r.engine == "spark") {
         "cluster".to_owned()
     } else {
@@ -508,47 +533,36 @@ fn table_row(r: &RunRecord) -> [String; 15] {
     let f = |v: Option<f64>, d: usize| v.map_or("-".to_owned(), |v| format!("{v:.d$}"));
     let epoch =
         (!r.epoch_seconds.is_empty()).then(|| r.epoch_seconds.iter().sum::<f64>() / r.epoch_seconds.len() as f64);
-    match s {
-        None => [
-            r.engine.clone(),
-            r.model.clone(),
-            r.seed.to_string(),
-            workers.clone(),
-            r.train_rows.to_string(),
-            format!("FAILED: {}", r.error.as_deref().unwrap_or("?")),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-        ],
+    let first = [r.engine.clone(), r.model.clone(), r.seed.to_string(), workers, r.train_rows.to_string()];
+    let rest: [String; 10] = match &r.scores {
+        None => {
+            let mut rest: [String; 10] = Default::default();
+            rest[0] = format!("FAILED: {}", r.error.as_deref().unwrap_or("?"));
+            rest
+        }
         Some(s) => [
-            r.engine.clone(),
-            r.model.clone(),
-            r.seed.to_string(),
-            workers.clone(),
-            r.train_rows.to_string(),
             format!("{:.2}", r.fit_seconds),
+            r.iterations.to_string(),
             f(epoch, 2),
-            format!("{:.0}", r.rows_per_second),
             format!("{:.4}", s.accuracy),
-            format!("{:.4}", s.precision_macro),
-            format!("{:.4}", s.recall_macro),
             format!("{:.4}", s.f1_macro),
             f(s.roc_auc, 4),
             format!("{:.1}", r.cpu_seconds),
+            format!("{:.2}", r.mean_cpu_percent / 100.0),
             output::bytes(r.peak_rss_bytes),
+            output::bytes(r.process_peak_rss_bytes),
         ],
+    };
+    let mut out: [String; 15] = Default::default();
+    for (slot, cell) in out.iter_mut().zip(first.into_iter().chain(rest)) {
+        *slot = cell;
     }
+    out
 }
 
 /// Fixed-width columns so rows printed one at a time line up.
 fn format_row(cells: &[String; 15]) -> String {
-    const WIDTHS: [usize; 15] = [7, 6, 5, 8, 8, 8, 8, 9, 9, 10, 7, 7, 7, 7, 10];
+    const WIDTHS: [usize; 15] = [7, 6, 5, 7, 8, 8, 6, 8, 9, 7, 7, 7, 5, 10, 10];
     cells.iter().zip(WIDTHS).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join(" ").trim_end().to_owned()
 }
 

@@ -30,8 +30,12 @@ struct Study {
     out: Option<String>,
     /// Runs per model with seeds seed, seed+1, ...
     seeds: Option<usize>,
-    /// Workers (spark) / replicas (tensor).
+    /// Cores per run, for either engine.
     workers: Option<usize>,
+    /// Tensor replicas per batch (default: one per worker).
+    replicas: Option<usize>,
+    /// Validation accuracy timed for time to target (default: the lower best − 0.5 pp).
+    target_accuracy: Option<f64>,
     /// Tensor precision.
     precision: Option<String>,
     /// Train the spark runs on real Spark through this Spark Connect server (sc://HOST:PORT).
@@ -105,6 +109,12 @@ fn to_command_line(study: &Study, base: &Path, json: bool) -> Result<Vec<String>
     }
     if let Some(w) = study.workers {
         push("workers", w.to_string());
+    }
+    if let Some(r) = study.replicas {
+        push("replicas", r.to_string());
+    }
+    if let Some(t) = study.target_accuracy {
+        push("target-accuracy", t.to_string());
     }
     if let Some(p) = &study.precision {
         push("precision", p.clone());

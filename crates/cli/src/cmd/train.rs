@@ -91,18 +91,24 @@ impl ModelArg {
 /// Parallelism and engine run options.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Worker threads (spark) or replicas (tensor) (default: all cores). Replicas split every
-    /// batch and sum their gradients, so the result does not depend on their number.
-    #[arg(long, alias = "replicas")]
+    /// Cores the fit may use (default: all): the spark engine's worker threads over partitions,
+    /// the tensor engine's thread pool (its replicas and its tensor operations). Equal --workers
+    /// gives both paradigms equal CPU.
+    #[arg(long)]
     pub workers: Option<usize>,
-    /// Partitions of the training rows (default: 2 per worker). Fix it to compare worker counts
-    /// on identical partitions.
+    /// tensor: replicas each global batch is split over (default: one per worker). Replicas sum
+    /// their gradients, so the weights do not depend on their number.
+    #[arg(long)]
+    pub replicas: Option<usize>,
+    /// spark: partitions of the training rows (default: 2 per worker). Fix it to compare worker
+    /// counts on identical partitions.
     #[arg(long)]
     pub partitions: Option<usize>,
-    /// tensor: precision of the forward and backward passes: f32, bf16 or f16 (mixed, weights
-    /// kept in f32).
-    #[arg(long, default_value = "f32")]
-    pub precision: String,
+    /// Arithmetic of the forward and backward passes. tensor: f32 (default), bf16 or f16 (mixed,
+    /// weights kept in f32). spark mlp (with `train`; in studies --param spark.mlp.precision=):
+    /// f64 (default, MLlib's) or f32.
+    #[arg(long)]
+    pub precision: Option<String>,
     /// tensor: cpu (Burn's flex backend) or gpu (Vulkan; needs the `gpu` build feature).
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -123,16 +129,20 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// The run context for `engine`.
+    /// The run context: cores, partitions, replicas and `seed`.
     pub fn context(&self, seed: u64) -> RunContext {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        RunContext { workers: self.workers.unwrap_or(cores).max(1), partitions: self.partitions.unwrap_or(0), seed }
+        RunContext {
+            partitions: self.partitions.unwrap_or(0),
+            replicas: self.replicas.unwrap_or(0),
+            ..RunContext::new(self.workers.unwrap_or(cores), seed)
+        }
     }
 
     /// The tensor engine's options.
     pub fn tensor_options(&self) -> Result<TrainOptions> {
         Ok(TrainOptions {
-            precision: Precision::parse(&self.precision)?,
+            precision: Precision::parse(self.precision.as_deref().unwrap_or("f32"))?,
             backend: Backend::parse(&self.device)?,
             tensorboard: self.tensorboard.clone(),
             checkpoint_dir: self.checkpoint_dir.clone(),
@@ -322,7 +332,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     let options = args.prep.to_options(&args.load)?;
     let ctx = args.run.context(args.prep.seed);
-    let spec = ModelSpec { kind: args.model.kind(), params: args.params.to_map() };
+    let spec = ModelSpec { kind: args.model.kind(), params: spark_params(&args)? };
     let engine = engine(args.engine, &args.run)?;
 
     let mut timers = PhaseTimers::new();
@@ -333,11 +343,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .with_context(|| format!("cannot write {}", args.prep.quarantine.display()))?;
     }
     spinner.set_message(format!("training {} {} on {} rows", engine.name(), spec.kind.name(), data.train.rows()));
-    let outcome = runner::fit_and_score(engine.as_ref(), &spec, &data.train, &data.valid, &data.test, &ctx)?;
+    let prepare_peak = trainbench_metrics::process_peak_rss();
+    let outcome =
+        runner::fit_and_score(engine.as_ref(), &spec, (&data.train, &data.valid, &data.test), &ctx, prepare_peak)?;
     spinner.finish_and_clear();
     timers.add(Phase::Fit, Duration::from_secs_f64(outcome.fit_seconds));
     timers.add(Phase::Predict, Duration::from_secs_f64(outcome.predict_seconds));
-    let runner::RunOutcome { model, log, report, fit_resources, .. } = outcome;
+    let runner::RunOutcome { model, log, report, fit_resources, process_peak_rss_bytes, .. } = outcome;
     if let Some(path) = &args.save {
         let saved = SavedModel {
             format: SavedModel::FORMAT,
@@ -360,17 +372,23 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 "model": spec.kind.name(),
                 "params": spec.params.0,
                 "workers": ctx.workers,
+                "replicas": (engine.name() == "tensor").then(|| ctx.replicas_or_workers()),
+                "partitions": (engine.name() == "spark").then(|| ctx.partitions_or_default()),
                 "train_rows": data.train.rows(),
                 "test_rows": data.test.rows(),
                 "features": data.train.n_features,
                 "fit_seconds": fit_seconds,
                 "fit_cpu_seconds": fit_resources.cpu_seconds,
+                "cpu_cores_used": fit_resources.cpu_seconds / fit_seconds.max(1e-9),
                 "peak_rss_bytes": fit_resources.peak_rss_bytes,
+                "process_peak_rss_bytes": process_peak_rss_bytes,
+                "eval_seconds": log.eval_seconds,
                 "rows_per_second": data.train.rows() as f64 / fit_seconds.max(1e-9),
                 "iterations": log.entries.len(),
                 "evaluations": evaluations,
                 "epoch_seconds": log.entries.iter().filter_map(|e| e.extra.get("epoch_seconds")).collect::<Vec<_>>(),
                 "stop_reason": log.stop_reason,
+                "resumed_epochs": log.resumed_epochs,
                 "phase_seconds": timers.iter().map(|(p, s)| (p.name(), s)).collect::<std::collections::BTreeMap<_, _>>(),
                 "classes": data.test.class_names,
                 "per_class": report.per_class,
@@ -383,16 +401,24 @@ pub fn run(args: TrainArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{} {} on {} train / {} test rows, {} features, {} workers",
+        "{} {} on {} train / {} test rows, {} features, {} workers{}",
         engine.name(),
         spec.kind.name(),
         data.train.rows(),
         data.test.rows(),
         data.train.n_features,
-        ctx.workers
+        ctx.workers,
+        if engine.name() == "tensor" {
+            format!(", {} replicas", ctx.replicas_or_workers())
+        } else {
+            format!(", {} partitions", ctx.partitions_or_default())
+        }
     );
+    if let Some(epochs) = log.resumed_epochs {
+        println!("resumed after epoch {epochs} from the checkpoint");
+    }
     println!(
-        "fit {fit_seconds:.2} s ({} {}{}, {}), {:.0} rows/s, CPU {:.2} s, peak memory {}",
+        "fit {fit_seconds:.2} s ({} {}{}, {}), {:.0} rows/s, CPU {:.2} s ({:.2} cores), peak memory {} in the fit, {} in all",
         log.entries.len(),
         match (spec.kind, engine.name()) {
             (ModelKind::Tree, _) => "levels",
@@ -403,7 +429,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         log.stop_reason,
         data.train.rows() as f64 / fit_seconds.max(1e-9),
         fit_resources.cpu_seconds,
-        output::bytes(fit_resources.peak_rss_bytes)
+        fit_resources.cpu_seconds / fit_seconds.max(1e-9),
+        output::bytes(fit_resources.peak_rss_bytes),
+        output::bytes(process_peak_rss_bytes)
     );
     println!();
     let (header, row) = score_cells(&report);
@@ -436,6 +464,22 @@ pub fn run(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// The model parameters, with `--precision` as the spark MLP's `precision` parameter (the
+/// tensor engine takes it as a run option instead).
+fn spark_params(args: &TrainArgs) -> Result<ParamMap> {
+    let mut params = args.params.to_map();
+    if let (EngineArg::Spark, Some(p)) = (args.engine, &args.run.precision) {
+        if args.model != ModelArg::Mlp {
+            bail!(
+                "--precision {p}: the spark engine's {} computes in f64, as MLlib; only its mlp has an f32 option",
+                args.model.kind().name()
+            );
+        }
+        params.0.insert("precision".into(), p.clone());
+    }
+    Ok(params)
+}
+
 /// `train --engine spark --spark-remote URL`: the model is trained by Spark MLlib on the cluster.
 fn run_on_cluster(args: &TrainArgs, remote: &str) -> Result<()> {
     if args.save.is_some() {
@@ -465,6 +509,7 @@ fn run_on_cluster(args: &TrainArgs, remote: &str) -> Result<()> {
                 "spark_accuracy": info.spark_accuracy,
                 "spark_f1_weighted": info.spark_f1_weighted,
                 "fit_seconds": o.fit_seconds,
+                "iterations": o.iterations,
                 "fit_cpu_seconds": o.server_fit_resources.as_ref().map(|r| r.cpu_seconds),
                 "peak_rss_bytes": peak,
                 "phase_seconds": {

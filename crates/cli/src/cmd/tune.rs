@@ -179,7 +179,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
         let spec = ModelSpec { kind: args.model.kind(), params: ParamMap(params.clone()) };
         let mut trial = Trial { params, score: None, fold_scores: Vec::new(), fit_seconds: 0.0, error: None };
         for (train, valid) in &splits {
-            match runner::fit_and_score(eng.as_ref(), &spec, train, valid, valid, &ctx) {
+            match runner::fit_and_score(eng.as_ref(), &spec, (train, valid, valid), &ctx, 0) {
                 Ok(o) => {
                     trial.fit_seconds += o.fit_seconds;
                     match metric.value(&o.report) {

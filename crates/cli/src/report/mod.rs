@@ -16,8 +16,10 @@ use trainbench_metrics::ResourceSample;
 
 use self::svg::{Bar, Series, bar_chart, esc, line_chart};
 
-/// Version of the `results.json` layout.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the `results.json` layout. 2: `workers` are the cores a run had (for both
+/// engines), log times leave out validation scoring, runs carry both memory peaks, iteration
+/// counts and time to target, and the study its like-for-like comparisons.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Everything a study measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,6 +42,9 @@ pub struct Results {
     pub data: DataInfo,
     /// Every run, failed ones included.
     pub runs: Vec<RunRecord>,
+    /// The two paradigms side by side on each model family both ran (the answers' basis).
+    #[serde(default)]
+    pub comparisons: Vec<FamilyComparison>,
 }
 
 /// The machine a study ran on.
@@ -140,7 +145,7 @@ impl Scores {
 pub struct SweepPoint {
     /// Share of the training rows used (above 1: resampled with replacement).
     pub fraction: f64,
-    /// Workers (spark) or replicas (tensor).
+    /// Cores the run had.
     pub workers: usize,
 }
 
@@ -155,8 +160,18 @@ pub struct RunRecord {
     pub model: String,
     /// Seed of the run.
     pub seed: u64,
-    /// Workers or replicas; 0 for a run on a Spark cluster.
+    /// Cores the fit had (the threads of its pool, for either engine); 0 for a run on a Spark
+    /// cluster.
     pub workers: usize,
+    /// Replicas each batch was split over (tensor).
+    #[serde(default)]
+    pub replicas: Option<usize>,
+    /// Partitions of the training rows (spark).
+    #[serde(default)]
+    pub partitions: Option<usize>,
+    /// Arithmetic of the fit: f64 (spark, as MLlib; or its MLP's f32 option), f32, bf16, f16.
+    #[serde(default)]
+    pub precision: String,
     /// Training rows.
     pub train_rows: usize,
     /// Parameters set for the run (others: the engine's defaults).
@@ -169,18 +184,38 @@ pub struct RunRecord {
     pub error: Option<String>,
     /// Wall seconds of the fit.
     pub fit_seconds: f64,
+    /// Seconds of the fit spent scoring validation rows (every iteration or level for spark,
+    /// every epoch for tensor); `fit_seconds − eval_seconds` is the training time.
+    #[serde(default)]
+    pub eval_seconds: f64,
     /// Wall seconds to predict the test rows.
     pub predict_seconds: f64,
     /// Seconds per epoch (tensor engine).
     pub epoch_seconds: Vec<f64>,
+    /// Iterations (spark: L-BFGS iterations as MLlib's totalIterations counts them, or tree
+    /// levels) or epochs (tensor).
+    #[serde(default)]
+    pub iterations: usize,
+    /// Passes over the training rows (spark L-BFGS: the line search may take more than one per
+    /// iteration).
+    #[serde(default)]
+    pub evaluations: Option<u64>,
+    /// Training seconds (validation scoring left out) until the validation accuracy first
+    /// reached the study's target for this model family (MLPerf's rule); none if never.
+    #[serde(default)]
+    pub time_to_target_seconds: Option<f64>,
     /// Training rows per second of fit (rows × epochs for the tensor engine).
     pub rows_per_second: f64,
     /// CPU seconds of the fit (all threads).
     pub cpu_seconds: f64,
     /// Mean CPU use during the fit, in % of one core.
     pub mean_cpu_percent: f64,
-    /// Peak resident memory during the fit.
+    /// Peak resident memory during the fit (the prepared data in memory included).
     pub peak_rss_bytes: u64,
+    /// Peak resident memory of the whole process as this run alone would reach it: loading and
+    /// preparing the data, the fit and the predictions.
+    #[serde(default)]
+    pub process_peak_rss_bytes: u64,
     /// Test-row scores.
     pub scores: Option<Scores>,
     /// Why training stopped.
@@ -280,6 +315,12 @@ pub struct Group {
     pub failed: usize,
     /// Fit seconds.
     pub fit_seconds: Estimate,
+    /// Training seconds: the fit without validation scoring.
+    pub train_seconds: Estimate,
+    /// Time to the family's target accuracy, over the runs that reached it.
+    pub time_to_target: Option<Estimate>,
+    /// Iterations, levels or epochs.
+    pub iterations: Estimate,
     /// Mean seconds per epoch, where the engine has epochs.
     pub epoch_seconds: Option<Estimate>,
     /// Rows per second.
@@ -296,8 +337,12 @@ pub struct Group {
     pub auc: Option<Estimate>,
     /// CPU seconds.
     pub cpu_seconds: Estimate,
-    /// Peak RSS in bytes.
+    /// Cores busy on average during the fit (CPU seconds / fit seconds).
+    pub cores_used: Estimate,
+    /// Peak RSS during the fit, in bytes.
     pub peak_rss_bytes: Estimate,
+    /// Whole-process peak RSS, in bytes.
+    pub process_peak_rss_bytes: Estimate,
 }
 
 impl Group {
@@ -329,6 +374,9 @@ pub fn groups(runs: &[RunRecord]) -> Vec<Group> {
             let score = |f: fn(&Scores) -> f64| est(&|r| r.scores.as_ref().map(f)).unwrap_or(nan);
             Group {
                 fit_seconds: est(&|r| Some(r.fit_seconds)).unwrap_or(nan),
+                train_seconds: est(&|r| Some(r.fit_seconds - r.eval_seconds)).unwrap_or(nan),
+                time_to_target: est(&|r| r.time_to_target_seconds),
+                iterations: est(&|r| Some(r.iterations as f64)).unwrap_or(nan),
                 epoch_seconds: est(&|r| {
                     (!r.epoch_seconds.is_empty())
                         .then(|| r.epoch_seconds.iter().sum::<f64>() / r.epoch_seconds.len() as f64)
@@ -340,7 +388,9 @@ pub fn groups(runs: &[RunRecord]) -> Vec<Group> {
                 f1: score(|s| s.f1_macro),
                 auc: est(&|r| r.scores.as_ref().and_then(|s| s.roc_auc)),
                 cpu_seconds: est(&|r| Some(r.cpu_seconds)).unwrap_or(nan),
+                cores_used: est(&|r| Some(r.mean_cpu_percent / 100.0)).unwrap_or(nan),
                 peak_rss_bytes: est(&|r| Some(r.peak_rss_bytes as f64)).unwrap_or(nan),
+                process_peak_rss_bytes: est(&|r| Some(r.process_peak_rss_bytes as f64)).unwrap_or(nan),
                 ok: ok.len(),
                 failed: members.len() - ok.len(),
                 engine,
@@ -379,8 +429,9 @@ pub fn write_all(dir: &Path, results: &Results) -> Result<()> {
 
 fn metrics_csv(results: &Results) -> String {
     let mut out = String::from(
-        "id,engine,model,seed,workers,fraction,train_rows,status,fit_seconds,mean_epoch_seconds,rows_per_second,\
-         accuracy,precision_macro,recall_macro,f1_macro,roc_auc,log_loss,cpu_seconds,peak_rss_bytes\n",
+        "id,engine,model,seed,workers,fraction,train_rows,status,fit_seconds,eval_seconds,iterations,\
+         time_to_target_seconds,mean_epoch_seconds,rows_per_second,accuracy,precision_macro,recall_macro,f1_macro,\
+         roc_auc,log_loss,cpu_seconds,peak_rss_bytes,process_peak_rss_bytes\n",
     );
     let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
     for r in &results.runs {
@@ -389,7 +440,7 @@ fn metrics_csv(results: &Results) -> String {
             (!r.epoch_seconds.is_empty()).then(|| r.epoch_seconds.iter().sum::<f64>() / r.epoch_seconds.len() as f64);
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.id,
             r.engine,
             r.model,
@@ -399,6 +450,9 @@ fn metrics_csv(results: &Results) -> String {
             r.train_rows,
             r.status,
             r.fit_seconds,
+            r.eval_seconds,
+            r.iterations,
+            opt(r.time_to_target_seconds),
             opt(epoch),
             r.rows_per_second,
             opt(s.map(|s| s.accuracy)),
@@ -408,7 +462,8 @@ fn metrics_csv(results: &Results) -> String {
             opt(s.and_then(|s| s.roc_auc)),
             opt(s.and_then(|s| s.log_loss)),
             r.cpu_seconds,
-            r.peak_rss_bytes
+            r.peak_rss_bytes,
+            r.process_peak_rss_bytes
         );
     }
     out
@@ -418,76 +473,305 @@ fn mib(bytes: f64) -> f64 {
     bytes / (1u64 << 20) as f64
 }
 
-/// The four answers, in words, from the main (non-sweep) groups.
+/// The two paradigms side by side on one model family both ran, over seeds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FamilyComparison {
+    /// The model family (the model name both engines use, e.g. `mlp`).
+    pub model: String,
+    /// The validation accuracy whose first reaching is timed (MLPerf's time to target); none
+    /// when the runs scored no validation rows.
+    pub target_accuracy: Option<f64>,
+    /// How the target was chosen.
+    pub target_rule: String,
+    /// One side per paradigm, spark first.
+    pub sides: Vec<Side>,
+}
+
+/// One paradigm's runs of a family.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Side {
+    /// Engine.
+    pub engine: String,
+    /// Runs that finished.
+    pub runs: usize,
+    /// Runs whose validation accuracy reached the target.
+    pub reached: usize,
+    /// Time to the target over the runs that reached it.
+    pub time_to_target_seconds: Option<Estimate>,
+    /// Training seconds of the whole fit (validation scoring left out).
+    pub train_seconds: Estimate,
+    /// Iterations (spark) or epochs (tensor).
+    pub iterations: Estimate,
+    /// Best validation accuracy of each run.
+    pub best_valid_accuracy: Option<Estimate>,
+    /// Test accuracy.
+    pub accuracy: Estimate,
+    /// Test macro F1.
+    pub f1: Estimate,
+    /// CPU seconds of the fit.
+    pub cpu_seconds: Estimate,
+    /// Cores busy on average.
+    pub cores_used: Estimate,
+    /// Peak RSS during the fit.
+    pub peak_rss_bytes: Estimate,
+    /// Whole-process peak RSS.
+    pub process_peak_rss_bytes: Estimate,
+}
+
+/// How far below the lower paradigm's best validation accuracy the default target sits.
+pub const TARGET_MARGIN: f64 = 0.005;
+
+/// The best validation accuracy a run's log reached.
+fn best_valid_accuracy(r: &RunRecord) -> Option<f64> {
+    r.log.iter().filter_map(|e| e.valid_accuracy).fold(None, |b, a| Some(b.map_or(a, |b: f64| b.max(a))))
+}
+
+/// Training seconds until the validation accuracy first reached `target` (MLPerf's rule).
+fn time_to(r: &RunRecord, target: f64) -> Option<f64> {
+    r.log.iter().find(|e| e.valid_accuracy.is_some_and(|a| a >= target)).map(|e| e.elapsed_seconds)
+}
+
+/// Compares the paradigms on every model family both ran (outside sweeps), and records each of
+/// those runs' time to the family's target: `target` if given, else the lower of the two
+/// paradigms' best validation accuracy (mean over seeds of each run's best) minus 0.5 pp.
+pub fn compare_families(runs: &mut [RunRecord], target: Option<f64>) -> Vec<FamilyComparison> {
+    let ok = |r: &RunRecord, engine: &str, model: &str| {
+        r.sweep.is_none() && r.scores.is_some() && r.engine == engine && r.model == model
+    };
+    let mut models: Vec<String> = Vec::new();
+    for r in runs.iter().filter(|r| r.sweep.is_none() && r.scores.is_some()) {
+        if !models.contains(&r.model) {
+            models.push(r.model.clone());
+        }
+    }
+    let shared: Vec<String> =
+        models.into_iter().filter(|m| ["spark", "tensor"].iter().all(|e| runs.iter().any(|r| ok(r, e, m)))).collect();
+    let mut out = Vec::new();
+    for model in shared {
+        let best = |engine: &str| {
+            let bests: Vec<f64> =
+                runs.iter().filter(|r| ok(r, engine, &model)).filter_map(best_valid_accuracy).collect();
+            (!bests.is_empty()).then(|| Estimate::of(&bests))
+        };
+        let (spark_best, tensor_best) = (best("spark"), best("tensor"));
+        let (target_accuracy, target_rule) = match (target, spark_best, tensor_best) {
+            (Some(t), _, _) => (Some(t), "given (--target-accuracy)".to_owned()),
+            (None, Some(s), Some(t)) => (
+                Some(s.mean.min(t.mean) - TARGET_MARGIN),
+                format!(
+                    "the lower of the paradigms' best validation accuracy (spark {:.4}, tensor {:.4}, means over seeds) \
+                     minus 0.5 pp",
+                    s.mean, t.mean
+                ),
+            ),
+            _ => (None, "none: the runs scored no validation rows (--valid-fraction 0)".to_owned()),
+        };
+        for r in runs.iter_mut().filter(|r| r.sweep.is_none() && r.scores.is_some() && r.model == model) {
+            r.time_to_target_seconds = target_accuracy.and_then(|t| time_to(r, t));
+        }
+        let sides = ["spark", "tensor"]
+            .iter()
+            .map(|&engine| {
+                let mine: Vec<&RunRecord> = runs.iter().filter(|r| ok(r, engine, &model)).collect();
+                let of = |f: &dyn Fn(&RunRecord) -> f64| Estimate::of(&mine.iter().map(|r| f(r)).collect::<Vec<_>>());
+                let times: Vec<f64> = mine.iter().filter_map(|r| r.time_to_target_seconds).collect();
+                let bests: Vec<f64> = mine.iter().filter_map(|r| best_valid_accuracy(r)).collect();
+                Side {
+                    engine: engine.to_owned(),
+                    runs: mine.len(),
+                    reached: times.len(),
+                    time_to_target_seconds: (!times.is_empty()).then(|| Estimate::of(&times)),
+                    train_seconds: of(&|r| r.fit_seconds - r.eval_seconds),
+                    iterations: of(&|r| r.iterations as f64),
+                    best_valid_accuracy: (!bests.is_empty()).then(|| Estimate::of(&bests)),
+                    accuracy: of(&|r| r.scores.as_ref().map_or(f64::NAN, |s| s.accuracy)),
+                    f1: of(&|r| r.scores.as_ref().map_or(f64::NAN, |s| s.f1_macro)),
+                    cpu_seconds: of(&|r| r.cpu_seconds),
+                    cores_used: of(&|r| r.mean_cpu_percent / 100.0),
+                    peak_rss_bytes: of(&|r| r.peak_rss_bytes as f64),
+                    process_peak_rss_bytes: of(&|r| r.process_peak_rss_bytes as f64),
+                }
+            })
+            .collect();
+        out.push(FamilyComparison { model, target_accuracy, target_rule, sides });
+    }
+    out
+}
+
+/// Whether two estimates differ beyond the noise of the seeds, in words.
+fn noise(a: &Estimate, b: &Estimate) -> &'static str {
+    if a.n < 2 || b.n < 2 {
+        "with a single value on a side there is no interval: rerun with --seeds 3 or more to know whether this is noise"
+    } else if a.low <= b.high && b.low <= a.high {
+        "inside the noise: the 95 % intervals overlap, so these seeds do not tell the two apart"
+    } else {
+        "beyond the noise: the 95 % intervals do not overlap"
+    }
+}
+
+/// "spark 1.23 ± 0.05 s" style: the faster (lower) side first, with the ratio.
+fn faster(model: &str, what: &str, a: (&str, &Estimate), b: (&str, &Estimate)) -> String {
+    let (fast, slow) = if a.1.mean <= b.1.mean { (a, b) } else { (b, a) };
+    format!(
+        "{what}: {} {model} {} s, {} {model} {} s; {} is {:.2}× faster, {}.",
+        fast.0,
+        fast.1.show(2),
+        slow.0,
+        slow.1.show(2),
+        fast.0,
+        slow.1.mean / fast.1.mean.max(1e-12),
+        noise(a.1, b.1)
+    )
+}
+
+/// The models of `engine` outside the like-for-like comparisons.
+fn unpaired(main: &[&Group], comparisons: &[FamilyComparison], engine: &str) -> Vec<String> {
+    main.iter()
+        .filter(|g| g.engine == engine && !comparisons.iter().any(|c| c.model == g.model))
+        .map(|g| g.model.clone())
+        .collect()
+}
+
+/// The four answers, in words: speed, accuracy and resources on the model families both
+/// paradigms ran (same model, same rows, same cores), scaling from the sweeps.
 pub fn answers(results: &Results) -> Vec<(String, String)> {
     let all = groups(&results.runs);
     let main: Vec<&Group> = all.iter().filter(|g| g.sweep.is_none() && g.ok > 0).collect();
+    let comparisons = &results.comparisons;
     let mut out = Vec::new();
-    let best_of = |engine: &str, key: &dyn Fn(&Group) -> f64, lowest: bool| {
-        main.iter()
-            .filter(|g| g.engine == engine)
-            .min_by(|a, b| {
-                let (x, y) = (key(a), key(b));
-                if lowest { x.total_cmp(&y) } else { y.total_cmp(&x) }
-            })
-            .copied()
+    let none = || {
+        let list = |e: &str| {
+            let m = unpaired(&main, comparisons, e);
+            if m.is_empty() { "none".to_owned() } else { m.join(", ") }
+        };
+        format!(
+            "No model family finished in both paradigms (spark: {}; tensor: {}), so there is no like-for-like answer; \
+             different models are not compared here (see the table). Run the same model on both, e.g. \
+             --runs spark:mlp,tensor:mlp.",
+            list("spark"),
+            list("tensor")
+        )
     };
-    let pair =
-        |key: &dyn Fn(&Group) -> f64, lowest: bool| (best_of("spark", key, lowest), best_of("tensor", key, lowest));
-    match pair(&|g| g.fit_seconds.mean, true) {
-        (Some(s), Some(t)) => {
-            let (fast, slow) = if s.fit_seconds.mean <= t.fit_seconds.mean { (s, t) } else { (t, s) };
-            out.push((
-                "Which trains faster?".into(),
-                format!(
-                    "The {} paradigm: its fastest model, {}, fit in {} s, {:.1}× faster than the {} paradigm's fastest, {} ({} s). Per model, see the fit-time chart.",
-                    fast.engine, fast.model, fast.fit_seconds.show(2), slow.fit_seconds.mean / fast.fit_seconds.mean.max(1e-12),
-                    slow.engine, slow.model, slow.fit_seconds.show(2)
-                ),
-            ));
-        }
-        _ => out.push(("Which trains faster?".into(), "Only one engine has finished runs; nothing to compare.".into())),
-    }
-    match pair(&|g| g.accuracy.mean, false) {
-        (Some(s), Some(t)) => {
-            let (hi, lo) = if s.accuracy.mean >= t.accuracy.mean { (s, t) } else { (t, s) };
-            let overlap = hi.accuracy.n > 1 && lo.accuracy.n > 1 && hi.accuracy.low <= lo.accuracy.high;
-            out.push((
-                "Which is more accurate?".into(),
-                format!(
-                    "The {} paradigm: {} reached test accuracy {} (F1 {}), {:.2} percentage points above the {} paradigm's best, {} ({}).{}",
-                    hi.engine, hi.model, hi.accuracy.show(4), hi.f1.show(4), 100.0 * (hi.accuracy.mean - lo.accuracy.mean),
-                    lo.engine, lo.model, lo.accuracy.show(4),
-                    if overlap { " The 95 % intervals overlap, so the difference is not significant over these seeds." }
-                    else if hi.accuracy.n < 2 { " One seed per run: rerun with --seeds 3 or more for intervals." }
-                    else { " The 95 % intervals do not overlap." }
-                ),
-            ));
-        }
-        _ => out
-            .push(("Which is more accurate?".into(), "Only one engine has finished runs; nothing to compare.".into())),
-    }
-    let lean = |engine: &str| {
-        let g: Vec<&&Group> = main.iter().filter(|g| g.engine == engine).collect();
-        (!g.is_empty()).then(|| {
-            (
-                g.iter().map(|g| g.peak_rss_bytes.mean).fold(0.0, f64::max),
-                g.iter().map(|g| g.cpu_seconds.mean).sum::<f64>() / g.len() as f64,
-            )
-        })
-    };
-    match (lean("spark"), lean("tensor")) {
-        (Some((sm, sc)), Some((tm, tc))) => out.push((
-            "Which uses fewer resources?".into(),
+    let others = || {
+        let (s, t) = (unpaired(&main, comparisons, "spark"), unpaired(&main, comparisons, "tensor"));
+        if s.is_empty() && t.is_empty() {
+            String::new()
+        } else {
             format!(
-                "Peak memory: spark {:.0} MiB, tensor {:.0} MiB (largest model of each); CPU time per fit: spark {:.1} s, tensor {:.1} s on average. {} uses less memory and {} less CPU time. Memory is the whole process's, data included.",
-                mib(sm), mib(tm), sc, tc,
-                if sm <= tm { "Spark" } else { "Tensor" },
-                if sc <= tc { "spark" } else { "tensor" }
-            ),
-        )),
-        _ => out.push(("Which uses fewer resources?".into(), "Only one engine has finished runs; nothing to compare.".into())),
+                " Models only one paradigm has ({}) are in the table, not in this answer.",
+                s.iter()
+                    .map(|m| format!("spark {m}"))
+                    .chain(t.iter().map(|m| format!("tensor {m}")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    };
+    let side = |c: &FamilyComparison, e: &str| c.sides.iter().find(|s| s.engine == e).cloned();
+
+    let mut speed = Vec::new();
+    for c in comparisons {
+        let (Some(s), Some(t)) = (side(c, "spark"), side(c, "tensor")) else { continue };
+        let mut parts = Vec::new();
+        match (c.target_accuracy, &s.time_to_target_seconds, &t.time_to_target_seconds) {
+            (Some(target), Some(a), Some(b)) => parts.push(format!(
+                "{} Target: validation accuracy {target:.4} ({}); reached by {} of {} spark and {} of {} tensor runs.",
+                faster(&c.model, "Time to target", ("spark", a), ("tensor", b)),
+                c.target_rule,
+                s.reached,
+                s.runs,
+                t.reached,
+                t.runs
+            )),
+            (Some(target), a, b) => parts.push(format!(
+                "Time to target (validation accuracy {target:.4}): {}.",
+                [("spark", a, &s), ("tensor", b, &t)]
+                    .iter()
+                    .map(|(e, x, side)| match x {
+                        Some(x) => format!("{e} {} s ({} of {} runs)", x.show(2), side.reached, side.runs),
+                        None => format!("{e} never reached it"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            (None, _, _) => parts.push(format!("No time to target: {}.", c.target_rule)),
+        }
+        parts.push(format!(
+            "{} (spark {} iterations, tensor {} epochs; same training rows, same cores.)",
+            faster(&c.model, "Whole fits", ("spark", &s.train_seconds), ("tensor", &t.train_seconds)),
+            s.iterations.show(0),
+            t.iterations.show(0)
+        ));
+        speed.push(format!("{}: {}", c.model.to_uppercase(), parts.join(" ")));
     }
+    out.push((
+        "Which trains faster?".into(),
+        if speed.is_empty() { none() } else { format!("{}{}", speed.join(" "), others()) },
+    ));
+
+    let mut accuracy = Vec::new();
+    for c in comparisons {
+        let (Some(s), Some(t)) = (side(c, "spark"), side(c, "tensor")) else { continue };
+        let (hi, lo) = if s.accuracy.mean >= t.accuracy.mean { (&s, &t) } else { (&t, &s) };
+        accuracy.push(format!(
+            "{}: test accuracy spark {} (F1 {}), tensor {} (F1 {}); {} is {:.2} percentage points higher, {}.",
+            c.model.to_uppercase(),
+            s.accuracy.show(4),
+            s.f1.show(4),
+            t.accuracy.show(4),
+            t.f1.show(4),
+            hi.engine,
+            100.0 * (hi.accuracy.mean - lo.accuracy.mean),
+            noise(&s.accuracy, &t.accuracy)
+        ));
+    }
+    let best_any = ["spark", "tensor"]
+        .iter()
+        .filter_map(|e| {
+            main.iter()
+                .filter(|g| g.engine == *e)
+                .max_by(|a, b| a.accuracy.mean.total_cmp(&b.accuracy.mean))
+                .map(|g| format!("{e} {} {}", g.model, g.accuracy.show(4)))
+        })
+        .collect::<Vec<_>>();
+    if !accuracy.is_empty() && best_any.len() == 2 {
+        accuracy.push(format!("Best of each paradigm, any model: {}.", best_any.join("; ")));
+    }
+    out.push(("Which is more accurate?".into(), if accuracy.is_empty() { none() } else { accuracy.join(" ") }));
+
+    let mut lean = Vec::new();
+    for c in comparisons {
+        let (Some(s), Some(t)) = (side(c, "spark"), side(c, "tensor")) else { continue };
+        let less = |a: &Estimate, b: &Estimate| if a.mean <= b.mean { "spark" } else { "tensor" };
+        lean.push(format!(
+            "{}: peak memory during the fit spark {:.0} MiB, tensor {:.0} MiB ({} less; whole process {:.0} vs {:.0} MiB, \
+             data loading included); CPU time per fit spark {} s, tensor {} s ({} less, {}), on {:.2} and {:.2} busy cores.",
+            c.model.to_uppercase(),
+            mib(s.peak_rss_bytes.mean),
+            mib(t.peak_rss_bytes.mean),
+            less(&s.peak_rss_bytes, &t.peak_rss_bytes),
+            mib(s.process_peak_rss_bytes.mean),
+            mib(t.process_peak_rss_bytes.mean),
+            s.cpu_seconds.show(1),
+            t.cpu_seconds.show(1),
+            less(&s.cpu_seconds, &t.cpu_seconds),
+            noise(&s.cpu_seconds, &t.cpu_seconds),
+            s.cores_used.mean,
+            t.cores_used.mean
+        ));
+    }
+    out.push((
+        "Which uses fewer resources?".into(),
+        if lean.is_empty() {
+            none()
+        } else {
+            format!(
+                "{} Both engines run in one process on the same prepared rows, so the fit's peak (the data included) is \
+                 what tells them apart.",
+                lean.join(" ")
+            )
+        },
+    ));
     out.push(("Which scales better?".into(), scaling_answer(&all)));
     out
 }
@@ -521,9 +805,27 @@ fn scaling_answer(all: &[Group]) -> String {
             ),
             _ => String::new(),
         };
-        parts.push(format!("{engine} {model}: time ∝ rows^{exp}{speed}"));
+        // How many cores each worker count kept busy: the check that a run had what it was given.
+        let mut busy: Vec<(usize, f64)> = mine
+            .iter()
+            .filter_map(|g| g.sweep.filter(|s| s.fraction == 1.0).map(|s| (s.workers, g.cores_used.mean)))
+            .collect();
+        busy.sort_by_key(|b| b.0);
+        let busy = if busy.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (cores busy: {})",
+                busy.iter().map(|(w, c)| format!("{c:.2} of {w}")).collect::<Vec<_>>().join(", ")
+            )
+        };
+        parts.push(format!("{engine} {model}: time ∝ rows^{exp}{speed}{busy}"));
     }
-    format!("{}. An exponent near 1 is linear; below 1, fixed costs dominate at these sizes.", parts.join("; "))
+    format!(
+        "{}. An exponent near 1 is linear; below 1, fixed costs dominate at these sizes. A run with W workers has W \
+         cores for either engine.",
+        parts.join("; ")
+    )
 }
 
 fn unique_models(groups: &[&Group]) -> Vec<(String, String)> {
@@ -562,20 +864,54 @@ fn html(results: &Results) -> String {
     for (q, a) in answers(results) {
         let _ = write!(body, "<dt>{}</dt><dd>{}</dd>", esc(&q), esc(&a));
     }
-    body.push_str("</dl><p class=caveat>Caveats: one machine; the spark engine is trainbench's embedded Spark-MLlib-style engine (threads over partitions, no JVM), the tensor engine runs Burn's CPU (flex) backend; times include no data loading (prepared once for all runs); memory is the process's peak, the prepared data included.</p>");
+    body.push_str("</dl><p class=caveat>How it is measured: both engines train on the same prepared rows with the same cores (--workers: the threads of each fit's pool); training times leave out loading (prepared once for all runs) and the scoring of validation rows; time to target is MLPerf's rule, the training time until a run's validation accuracy first reaches the target; memory is the process's peak during the fit (the prepared data included) and, beside it, the whole process's peak as a lone run would reach it. The spark engine is trainbench's embedded Spark-MLlib engine (MLlib's algorithms, Breeze's L-BFGS and stopping rule, threads over partitions, no JVM); the tensor engine runs Burn's CPU (flex) backend.</p>");
+    if !results.comparisons.is_empty() {
+        body.push_str("<h2>Like for like</h2><table><tr><th>model</th><th>engine</th><th>runs</th><th>time to target s</th><th>reached</th><th>training s</th><th>iterations / epochs</th><th>best valid accuracy</th><th>test accuracy</th><th>F1</th><th>CPU s</th><th>cores busy</th><th>peak MiB (fit)</th><th>peak MiB (process)</th></tr>");
+        for c in &results.comparisons {
+            for side in &c.sides {
+                let _ = write!(
+                    body,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.0}</td><td>{:.0}</td></tr>",
+                    esc(&c.model),
+                    esc(&side.engine),
+                    side.runs,
+                    side.time_to_target_seconds.map_or("-".into(), |e| e.show(2)),
+                    side.reached,
+                    side.train_seconds.show(2),
+                    side.iterations.show(0),
+                    side.best_valid_accuracy.map_or("-".into(), |e| e.show(4)),
+                    side.accuracy.show(4),
+                    side.f1.show(4),
+                    side.cpu_seconds.show(1),
+                    side.cores_used.mean,
+                    mib(side.peak_rss_bytes.mean),
+                    mib(side.process_peak_rss_bytes.mean),
+                );
+            }
+            let _ = write!(
+                body,
+                "<tr><td colspan=14 class=note>{} target: {} — {}</td></tr>",
+                esc(&c.model),
+                c.target_accuracy.map_or("none".into(), |t| format!("{t:.4}")),
+                esc(&c.target_rule)
+            );
+        }
+        body.push_str("</table>");
+    }
 
-    body.push_str("<h2>Summary</h2><table><tr><th>engine</th><th>model</th><th>runs</th><th>fit s</th><th>s/epoch</th><th>rows/s</th><th>accuracy</th><th>precision</th><th>recall</th><th>F1</th><th>AUC</th><th>CPU s</th><th>peak MiB</th></tr>");
+    body.push_str("<h2>Summary</h2><table><tr><th>engine</th><th>model</th><th>runs</th><th>fit s</th><th>iterations / epochs</th><th>s/epoch</th><th>rows/s</th><th>accuracy</th><th>precision</th><th>recall</th><th>F1</th><th>AUC</th><th>CPU s</th><th>cores busy</th><th>peak MiB (fit)</th><th>peak MiB (process)</th></tr>");
     for g in &all {
         let sweep = g.sweep.map_or(String::new(), |s| format!(" (×{} rows, {} workers)", s.fraction, s.workers));
         let _ = write!(
             body,
-            "<tr><td>{}</td><td>{}{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.0}</td></tr>",
+            "<tr><td>{}</td><td>{}{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.2}</td><td>{:.0}</td><td>{:.0}</td></tr>",
             esc(&g.engine),
             esc(&g.model),
             sweep,
             g.ok,
             if g.failed > 0 { format!(" ({} failed)", g.failed) } else { String::new() },
             g.fit_seconds.show(2),
+            g.iterations.show(0),
             g.epoch_seconds.map_or("-".into(), |e| e.show(2)),
             g.rows_per_second.mean,
             g.accuracy.show(4),
@@ -584,7 +920,9 @@ fn html(results: &Results) -> String {
             g.f1.show(4),
             g.auc.map_or("-".into(), |e| e.show(4)),
             g.cpu_seconds.mean,
+            g.cores_used.mean,
             mib(g.peak_rss_bytes.mean),
+            mib(g.process_peak_rss_bytes.mean),
         );
     }
     body.push_str("</table>");
@@ -635,13 +973,12 @@ fn html(results: &Results) -> String {
     let tta: Vec<Series> = firsts
         .iter()
         .map(|r| {
-            let mut pts: Vec<(f64, f64)> =
-                r.log.iter().filter_map(|e| e.extra.get("val_accuracy").map(|&a| (e.elapsed_seconds, a))).collect();
-            pts.push((r.fit_seconds, r.scores.as_ref().map_or(f64::NAN, |s| s.accuracy)));
+            let pts: Vec<(f64, f64)> =
+                r.log.iter().filter_map(|e| e.valid_accuracy.map(|a| (e.elapsed_seconds, a))).collect();
             Series { name: name(r), points: pts }
         })
         .collect();
-    body.push_str("<h2>Time to accuracy</h2><p>Accuracy reached against fit time: validation accuracy after each epoch where the model has one, and the final test accuracy.</p>");
+    body.push_str("<h2>Time to accuracy</h2><p>Validation accuracy after each iteration or level (spark) and epoch (tensor) against training seconds (validation scoring left out), first seed of each model; the like-for-like table gives the time to target over seeds.</p>");
     body.push_str(&line_chart(
         "chart-time-to-accuracy",
         "Accuracy against time",
@@ -756,4 +1093,4 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 th{background:#f4f4f4}td:first-child,td:nth-child(2){text-align:left}.meta,.caveat{color:#555}\
 dt{font-weight:bold;margin-top:.6em}svg.chart{display:block;margin:1em 0;background:#fff}\
 svg .title{font-size:15px;font-weight:bold}svg .tick,svg .legend,svg .value{font-size:11px}svg .label{font-size:12px}\
-.grid{display:flex;flex-wrap:wrap;gap:1em}table.confusion caption{font-weight:bold}";
+.grid{display:flex;flex-wrap:wrap;gap:1em}table.confusion caption{font-weight:bold}td.note{text-align:left;color:#555}";

@@ -124,6 +124,9 @@ pub struct ClusterRun {
     pub spark_accuracy: f64,
     /// Spark's `MulticlassClassificationEvaluator` F1 (weighted by class) on the test part.
     pub spark_f1_weighted: f64,
+    /// MLlib's count of the work: `summary.totalIterations` of LogisticRegression and
+    /// MultilayerPerceptronClassifier, the depth of a decision tree; none if the server did not say.
+    pub iterations: Option<u64>,
     /// Wall seconds per phase.
     pub phases: ClusterPhases,
     /// CPU and memory of the server process during the fit, when it runs on this machine.
@@ -394,6 +397,13 @@ pub fn run_on_cluster(remote: &str, job: &ClusterJob) -> Result<ClusterRun, Clus
         s.ml(plan::fit(class, &params, plan::table(&train)), &fit_step).and_then(|r| model_ref(r, &fit_step))?;
     let fit_seconds = started.elapsed().as_secs_f64();
     let server_fit_resources = sampler.map(ResourceSampler::stop);
+    // What MLlib did, counted as the embedded engine counts it (a missing answer costs nothing).
+    let counter: &[&str] = if estimator.kind == ModelKind::Tree { &["depth"] } else { &["summary", "totalIterations"] };
+    let iterations = s
+        .ml(plan::fetch(&model, counter), "reading the iteration count")
+        .ok()
+        .and_then(|r| int_result(&r))
+        .map(|n| n as u64);
 
     // 5. Predict, bring the predictions back, and let Spark score them too.
     let started = Instant::now();
@@ -441,6 +451,7 @@ pub fn run_on_cluster(remote: &str, job: &ClusterJob) -> Result<ClusterRun, Clus
         proba,
         spark_accuracy,
         spark_f1_weighted,
+        iterations,
         phases: ClusterPhases { read_seconds, preprocess_seconds, fit_seconds, predict_seconds },
         server_fit_resources,
     })
@@ -559,6 +570,18 @@ fn double_result(result: &pb::MlCommandResult) -> Option<f64> {
         Some(pb::ml_command_result::ResultType::Param(l)) => match l.literal_type {
             Some(LiteralType::Double(d)) => Some(d),
             Some(LiteralType::Float(f)) => Some(f64::from(f)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn int_result(result: &pb::MlCommandResult) -> Option<i64> {
+    use pb::expression::literal::LiteralType;
+    match &result.result_type {
+        Some(pb::ml_command_result::ResultType::Param(l)) => match l.literal_type {
+            Some(LiteralType::Integer(i)) => Some(i64::from(i)),
+            Some(LiteralType::Long(i)) => Some(i),
             _ => None,
         },
         _ => None,

@@ -202,6 +202,17 @@ pub(crate) fn fit(class: &str, list: &[(&str, Param)], dataset: pb::Relation) ->
     }
 }
 
+/// Calls `methods` one after the other on the server-side object `model` (e.g. `summary`, then
+/// `totalIterations`), as PySpark's `_call_java` does through Spark Connect.
+pub(crate) fn fetch(model: &str, methods: &[&str]) -> pb::MlCommand {
+    pb::MlCommand {
+        command: Some(pb::ml_command::Command::Fetch(pb::Fetch {
+            obj_ref: Some(pb::ObjectRef { id: model.to_owned() }),
+            methods: methods.iter().map(|m| pb::fetch::Method { method: (*m).to_owned(), args: Vec::new() }).collect(),
+        })),
+    }
+}
+
 /// Evaluator `class` with `list` on `dataset`.
 pub(crate) fn evaluate(class: &str, list: &[(&str, Param)], dataset: pb::Relation) -> pb::MlCommand {
     pb::MlCommand {

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use trainbench_data::Partitioned;
+use trainbench_data::{Partitioned, Prepared};
 use trainbench_engine::{Error, LogEntry, Result, TrainLog, TrainedModel};
 
 pub use binning::{FeatureSplits, continuous_thresholds};
@@ -86,13 +86,15 @@ impl TrainedModel for TreeModel {
 /// Marks a row whose node is a finished leaf.
 const DONE: u32 = u32::MAX;
 
-/// Fits on partitioned training rows.
+/// Fits on partitioned training rows; `valid` rows, where given, are scored after every level
+/// (by the tree grown so far).
 pub fn fit(
     exec: &Executor,
     data: &Partitioned,
     classes: usize,
     categorical: &[(usize, usize)],
     params: &TreeParams,
+    valid: Option<&Prepared>,
 ) -> Result<(TreeModel, TrainLog)> {
     let start = Instant::now();
     let d = data.data.n_features;
@@ -128,6 +130,7 @@ pub fn fit(
         max_unordered_arity: SplitLimits::unordered_arity(params.max_bins),
     };
     let mut entries = Vec::new();
+    let mut eval_seconds = 0.0;
     let mut frontier: Vec<usize> = vec![0];
     let mut parent_of: Vec<usize> = vec![usize::MAX];
     // Histograms of the nodes split at the previous level, by node.
@@ -258,11 +261,21 @@ pub fn fit(
                 .collect()
         });
         node_of_row = moved;
+        let (valid_loss, valid_accuracy) = match valid {
+            Some(v) => {
+                let clock = Instant::now();
+                let (l, a) = crate::validation_scores(&TreeModel { nodes: nodes.clone(), n_features: d }, v);
+                eval_seconds += clock.elapsed().as_secs_f64();
+                (Some(l), Some(a))
+            }
+            None => (None, None),
+        };
         entries.push(LogEntry {
             step: depth + 1,
             loss: leaf_impurity(&nodes, params),
-            valid_loss: None,
-            elapsed_seconds: start.elapsed().as_secs_f64(),
+            valid_loss,
+            valid_accuracy,
+            elapsed_seconds: start.elapsed().as_secs_f64() - eval_seconds,
             extra: BTreeMap::from([("depth".into(), (depth + 1) as f64), ("nodes".into(), nodes.len() as f64)]),
         });
         if next_frontier.is_empty() {
@@ -272,7 +285,13 @@ pub fn fit(
     }
     let stop_reason = if entries.len() == params.max_depth { "max_depth" } else { "no useful split left" };
     let model = TreeModel { nodes, n_features: d };
-    let log = TrainLog { entries, fit_seconds: start.elapsed().as_secs_f64(), stop_reason: stop_reason.into() };
+    let log = TrainLog {
+        entries,
+        fit_seconds: start.elapsed().as_secs_f64(),
+        stop_reason: stop_reason.into(),
+        eval_seconds,
+        resumed_epochs: None,
+    };
     Ok((model, log))
 }
 

@@ -1,1 +1,2 @@
 pub mod sklearn_values;
+pub mod spark_values;
