@@ -127,7 +127,10 @@ def main():
     if args.model == "tree":
         iterations, history = model.depth, []
     else:
-        iterations, history = model.summary.totalIterations, list(model.summary.objectiveHistory)
+        # LogisticRegressionModel.summary is a property; MultilayerPerceptronClassificationModel's
+        # a method.
+        summary = model.summary() if callable(model.summary) else model.summary
+        iterations, history = summary.totalIterations, list(summary.objectiveHistory)
 
     t0 = time.time()
     pred = model.transform(test).cache()
