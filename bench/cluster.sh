@@ -41,7 +41,7 @@ ph = d.get("phase_seconds", {})
 peak = (d.get("peak_rss_bytes") or 0) / 2**20
 read = ph.get("read"); prep = ph.get("preprocess")
 f = lambda v: "-" if v is None or where == "embedded" else "%.2f" % v
-print("%-8s %-6s %-5s %9.2f %9.4f %10.0f %8s %8s" % (where, model, pair, d["fit_seconds"], d["accuracy"], peak, f(read), f(prep)))
+print("%-8s %-6s %-5s %9.2f %9.4f %10.0f %8s %8s" % (where, model, pair, d["fit_seconds"], d["scores"]["accuracy"], peak, f(read), f(prep)))
 ' "$where" "$model" "$pair"
 }
 

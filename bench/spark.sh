@@ -53,6 +53,9 @@ for model in $models; do
 import json, statistics, sys
 model, variant, tb_file, py_file = sys.argv[1:]
 tb = [json.loads(l) for l in open(tb_file)]
+# trainbench's run record: scores nested, CPU as cpu_seconds (results.json's layout).
+for r in tb:
+    r.update(accuracy=r["scores"]["accuracy"], log_loss=r["scores"]["log_loss"], fit_cpu_seconds=r["cpu_seconds"])
 py = [json.loads(l) for l in open(py_file)]
 med = lambda rs, k: statistics.median(r[k] for r in rs)
 mib = lambda rs, k: med(rs, k) / 2**20

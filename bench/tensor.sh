@@ -46,6 +46,9 @@ for model in $models; do
 import json, statistics, sys
 model, tb_file, k_file = sys.argv[1:]
 tb = [json.loads(l) for l in open(tb_file)]
+# trainbench's run record: scores nested, CPU as cpu_seconds (results.json's layout).
+for r in tb:
+    r.update(accuracy=r["scores"]["accuracy"], log_loss=r["scores"]["log_loss"], fit_cpu_seconds=r["cpu_seconds"])
 ks = [json.loads(l) for l in open(k_file)]
 med = lambda rs, f: statistics.median(f(r) for r in rs)
 first = lambda r: r["epoch_seconds"][0]

@@ -48,6 +48,9 @@ import json, statistics, sys
 model, workers, one_file, many_file = sys.argv[1:]
 one = [json.loads(l) for l in open(one_file)]
 many = [json.loads(l) for l in open(many_file)]
+# trainbench's run record: scores nested, CPU as cpu_seconds (results.json's layout).
+for r in one + many:
+    r.update(accuracy=r["scores"]["accuracy"], log_loss=r["scores"]["log_loss"], fit_cpu_seconds=r["cpu_seconds"])
 fit = lambda rs: statistics.median(r["fit_seconds"] for r in rs)
 # The fitted model, seen through its final training loss and its test log loss.
 result = lambda r: (r["log"][-1]["loss"], r["log_loss"])

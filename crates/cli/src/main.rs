@@ -1,9 +1,13 @@
 //! `trainbench`: train with Spark MLlib's and TensorFlow/Keras's paradigms side by side.
 
 mod args;
+mod cluster;
 mod cmd;
+mod engines;
 mod output;
 mod report;
+mod results;
+mod runner;
 
 use std::process::ExitCode;
 
@@ -59,7 +63,16 @@ fn main() -> ExitCode {
         let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
         eprintln!("internal error: {message}{place} (please report this)");
     }));
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            // Usage errors in the same one-line form as every other error.
+            let text = e.render().to_string();
+            eprintln!("{}", text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" "));
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         Command::Gen(a) => cmd::generate::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
@@ -80,7 +93,9 @@ fn main() -> ExitCode {
             }
             // One line: the chain of contexts joined by ": ".
             eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
-            ExitCode::from(2)
+            // 1: a run started and failed (a study: some run failed); 2: the command could not
+            // start because of its input (flags, files, data, parameters).
+            if e.chain().any(|c| c.is::<runner::RunFailed>()) { ExitCode::from(1) } else { ExitCode::from(2) }
         }
     }
 }

@@ -9,9 +9,18 @@ use common::{json, stderr, stdout, trainbench};
 /// Runs a command that must fail on user input: exit code 2, one line on stderr that starts with
 /// "error: " and contains every `needle`, and no panic.
 fn assert_user_error(args: &[&str], dir: &Path, needles: &[&str]) {
+    assert_error(args, dir, 2, needles);
+}
+
+/// Runs a command whose training must start and fail (exit code 1), with the same one line.
+fn assert_run_failure(args: &[&str], dir: &Path, needles: &[&str]) {
+    assert_error(args, dir, 1, needles);
+}
+
+fn assert_error(args: &[&str], dir: &Path, code: i32, needles: &[&str]) {
     let o = trainbench(args, dir);
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "args {args:?}: stderr {err}");
+    assert_eq!(o.status.code(), Some(code), "args {args:?}: stderr {err}");
     assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
     assert!(err.starts_with("error: "), "{err}");
     assert!(!err.contains("panicked") && !err.contains("internal error"), "{err}");
@@ -175,7 +184,11 @@ fn bad_input_gives_one_line_and_exit_code_2() {
     assert_user_error(&["inspect", "zero.parquet"], d, &["zero.parquet: not a readable Parquet file", "0 bytes"]);
     write(d, "junk.parquet", b"this is not parquet at all");
     assert_user_error(&["inspect", "junk.parquet"], d, &["junk.parquet: not a readable Parquet file"]);
-    assert_user_error(&["prepare", "--data", "ok.csv", "--missing", "sometimes"], d, &["--missing must be"]);
+    assert_user_error(
+        &["prepare", "--data", "ok.csv", "--missing", "sometimes"],
+        d,
+        &["invalid value 'sometimes' for '--missing", "not one of drop, mean"],
+    );
     assert_user_error(&["prepare", "--data", "ok.csv", "--test-fraction", "1.5"], d, &["test fraction 1.5"]);
     // A NaN literal is refused with its line, not taken as data.
     write(d, "nanlit.csv", b"a,label\n1,x\nNaN,y\n");
@@ -201,11 +214,19 @@ fn train_save_and_predict_with_the_spark_engine() {
             args.extend(["--hidden", "16", "--max-iter", "30", "--precision", "f32"]);
         }
         let t = json(&trainbench(&args, d));
-        for field in ["accuracy", "precision_macro", "recall_macro", "f1_macro", "fit_seconds", "peak_rss_bytes"] {
+        // The same record a study keeps of a run (results.json's), plus what a lone run shows.
+        for field in ["accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_weighted"] {
+            assert!(t["scores"][field].as_f64().is_some(), "{model}: {field} missing in {t}");
+        }
+        for field in ["fit_seconds", "peak_rss_bytes", "process_peak_rss_bytes", "cpu_seconds", "rows_per_second"] {
             assert!(t[field].as_f64().is_some(), "{model}: {field} missing in {t}");
         }
+        assert_eq!(
+            (t["status"].as_str(), t["engine"].as_str(), t["workers"].as_u64()),
+            (Some("ok"), Some("spark"), Some(2))
+        );
         // The mixed data's rule is learnable: well above the 50% of guessing.
-        let accuracy = t["accuracy"].as_f64().unwrap();
+        let accuracy = t["scores"]["accuracy"].as_f64().unwrap();
         assert!(accuracy > 0.6, "{model}: accuracy {accuracy}");
         assert_eq!(t["test_rows"], 800);
         // Both counts of the work done: L-BFGS iterations (MLlib's totalIterations) and passes
@@ -219,7 +240,7 @@ fn train_save_and_predict_with_the_spark_engine() {
         // predicts in f32, as it trained).
         let p = json(&trainbench(&["predict", "--model", &saved, "--data", "test.csv", "--out", "p.csv", "--json"], d));
         assert_eq!(p["rows"], 800);
-        assert_eq!(p["accuracy"], t["accuracy"], "{model}");
+        assert_eq!(p["accuracy"], t["scores"]["accuracy"], "{model}");
         let out = std::fs::read_to_string(d.join("p.csv")).unwrap();
         assert_eq!(out.lines().next().unwrap(), "line,p_no,p_yes,prediction");
         assert_eq!(out.lines().count(), 801);
@@ -246,18 +267,32 @@ fn training_errors_are_clear_and_leave_no_model() {
         d,
         &["invalid parameter precision = bf16: f64 (MLlib's arithmetic) or f32"],
     );
+    // --help lists the values an option takes, and a wrong one is refused before any work.
+    let help = trainbench(&["train", "--help"], d);
+    for listed in [
+        "[possible values: f64, f32, bf16, f16]",
+        "[possible values: cpu, gpu]",
+        "[possible values: l-bfgs, gd]",
+        "[possible values: gini, entropy]",
+        "[possible values: adam, adamw, sgd]",
+    ] {
+        assert!(stdout(&help).contains(listed), "train --help lacks {listed}");
+    }
+    let o = trainbench(&["train", "--model", "tree", "--data", "h.csv", "--impurity", "variance"], d);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("invalid value 'variance'") && stderr(&o).contains("gini, entropy"), "{}", stderr(&o));
     assert_user_error(
         &["train", "--model", "mlp", "--data", "h.csv", "--hidden", "10000000", "--save", "m.model"],
         d,
         &["at most 10000000 weights"],
     );
-    assert_user_error(
+    assert_run_failure(
         // f32: weights of 1e300 overflow to infinity and the loss to NaN (in f64 they only saturate).
         &["train", "--model", "mlp", "--data", "h.csv", "--solver", "gd", "--step-size", "1e300", "--precision", "f32"],
         d,
         &["training diverged at iteration"],
     );
-    assert_user_error(
+    assert_run_failure(
         &[
             "train",
             "--model",

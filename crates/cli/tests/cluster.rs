@@ -8,7 +8,7 @@ mod common;
 use std::io::Write;
 use std::process::Command;
 
-use common::{json, trainbench};
+use common::{json, json_with_failures, trainbench};
 
 fn remote(test: &str) -> Option<String> {
     match std::env::var("TRAINBENCH_SPARK_REMOTE") {
@@ -70,7 +70,7 @@ fn an_unreachable_server_is_a_clear_error() {
         ],
         d,
     );
-    let results = json(&o);
+    let results = json_with_failures(&o);
     for run in results["runs"].as_array().unwrap() {
         assert_eq!(run["status"], "failed");
         assert!(run["error"].as_str().unwrap().contains("sc://127.0.0.1:9"), "{run}");
@@ -90,12 +90,14 @@ fn train_and_compare_on_spark_through_spark_connect() {
         &["train", "--engine", "spark", "--model", "tree", "--data", "h.csv", "--spark-remote", &remote, "--json"],
         d,
     ));
-    for key in ["accuracy", "precision_macro", "recall_macro", "f1_macro", "fit_seconds", "spark_accuracy"] {
-        assert!(t[key].as_f64().is_some(), "no {key} in {t}");
+    for key in ["accuracy", "precision_macro", "recall_macro", "f1_macro"] {
+        assert!(t["scores"][key].as_f64().is_some(), "no {key} in {t}");
     }
+    assert!(t["fit_seconds"].as_f64().is_some() && t["cluster"]["spark_version"].is_string(), "{t}");
     assert_eq!(t["label"], "label");
-    assert!(t["accuracy"].as_f64().unwrap() > 0.6, "{t}");
-    assert!((t["accuracy"].as_f64().unwrap() - t["spark_accuracy"].as_f64().unwrap()).abs() < 2e-3, "{t}");
+    assert!(t["scores"]["accuracy"].as_f64().unwrap() > 0.6, "{t}");
+    let spark_accuracy = t["cluster"]["spark_accuracy"].as_f64().unwrap();
+    assert!((t["scores"]["accuracy"].as_f64().unwrap() - spark_accuracy).abs() < 2e-3, "{t}");
     assert!(t["peak_rss_bytes"].as_u64().unwrap() > 0, "a local server's memory is measured: {t}");
     // MLlib's own count of the work: the fitted tree's depth (levels), as the embedded engine logs.
     let depth = t["iterations"].as_u64().unwrap();
@@ -192,7 +194,7 @@ fn a_server_lost_mid_run_fails_the_run() {
     let killed = Command::new("kill").args(["-9", &pid]).status().unwrap();
     assert!(killed.success());
     let o = study.wait_with_output().unwrap();
-    let results = json(&o);
+    let results = json_with_failures(&o);
     for run in results["runs"].as_array().unwrap() {
         assert_eq!(run["status"], "failed", "{run}");
         assert!(run["scores"].is_null(), "{run}");

@@ -27,6 +27,7 @@ mod clean;
 mod error;
 mod generator;
 mod load;
+mod names;
 mod pipeline;
 mod prepared;
 mod preprocess;

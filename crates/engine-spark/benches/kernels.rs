@@ -15,7 +15,8 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use trainbench_data::{GenOptions, Generator, LoadOptions, PartitionView, generate, load};
-use trainbench_engine_spark::kernels::{MlpNetwork, MlpWorkspace, Real, lr_loss_gradient_sums, tree_bin_counts};
+use trainbench_engine::kernels::{Float, gemm};
+use trainbench_engine_spark::kernels::{MlpNetwork, MlpWorkspace, lr_loss_gradient_sums, tree_bin_counts};
 
 const ROWS: usize = 200_000;
 const FEATURES: usize = 28;
@@ -63,49 +64,13 @@ fn hardware(c: &mut Criterion) {
     g.throughput(Throughput::Elements((2 * n * n * n) as u64));
     g.bench_function(BenchmarkId::new("sgemm_flop", n), |b| {
         b.iter(|| {
-            // SAFETY: all three matrices are n × n, row-major, inside their slices.
-            unsafe {
-                matrixmultiply::sgemm(
-                    n,
-                    n,
-                    n,
-                    1.0,
-                    a32.as_ptr(),
-                    n as isize,
-                    1,
-                    b32.as_ptr(),
-                    n as isize,
-                    1,
-                    0.0,
-                    c32.as_mut_ptr(),
-                    n as isize,
-                    1,
-                )
-            };
+            gemm([n, n, n], (&a32, [n, 1]), (&b32, [n, 1]), &mut c32);
             black_box(c32[0])
         })
     });
     g.bench_function(BenchmarkId::new("dgemm_flop", n), |b| {
         b.iter(|| {
-            // SAFETY: as above.
-            unsafe {
-                matrixmultiply::dgemm(
-                    n,
-                    n,
-                    n,
-                    1.0,
-                    a64.as_ptr(),
-                    n as isize,
-                    1,
-                    b64.as_ptr(),
-                    n as isize,
-                    1,
-                    0.0,
-                    c64.as_mut_ptr(),
-                    n as isize,
-                    1,
-                )
-            };
+            gemm([n, n, n], (&a64, [n, 1]), (&b64, [n, 1]), &mut c64);
             black_box(c64[0])
         })
     });
@@ -153,7 +118,7 @@ fn kernels(c: &mut Criterion) {
     let layers = vec![FEATURES, 64, 64, 2];
     let n_weights: usize = layers.windows(2).map(|p| p[0] * p[1] + p[1]).sum();
     let weights: Vec<f64> = (0..n_weights).map(|_| rng.random::<f64>() * 0.2 - 0.1).collect();
-    fn mlp_bench<T: Real>(
+    fn mlp_bench<T: Float>(
         g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
         name: &str,
         net: MlpNetwork<T>,

@@ -9,7 +9,7 @@
 //!
 //! ```
 //! use trainbench_data::Prepared;
-//! use trainbench_engine::{Engine, ModelKind, ModelSpec, ParamMap, RunContext};
+//! use trainbench_engine::{Engine, ModelKind, ModelSpec, RunContext};
 //! use trainbench_engine_spark::SparkEngine;
 //!
 //! // y = 1 exactly when x > 0, with some overlap so the optimum is finite.
@@ -23,7 +23,7 @@
 //!     class_names: vec!["neg".into(), "pos".into()],
 //!     categorical_features: vec![],
 //! };
-//! let spec = ModelSpec { kind: ModelKind::Lr, params: ParamMap::new() };
+//! let spec = ModelSpec::new(ModelKind::Lr);
 //! let ctx = RunContext { partitions: 4, ..RunContext::new(2, 1) };
 //! let (model, log) = SparkEngine.fit(&spec, &train, &train.take(&[]), &ctx).unwrap();
 //! let p = model.predict_proba(&[1.5, -1.5]).unwrap();
@@ -43,22 +43,20 @@ mod tree;
 
 use trainbench_data::{Partitioning, Prepared};
 use trainbench_engine::{
-    Engine, Error, ModelKind, ModelSpec, Result, RunContext, TrainLog, TrainedModel, check_finite,
+    Engine, EngineKind, Error, ModelKind, ModelSpec, Result, RunContext, TrainLog, TrainedModel, check_finite,
 };
 
 pub use executor::Executor;
 pub use logistic::LogisticModel;
 pub use mlp::MlpModel;
-pub use params::{
-    BYTES_PER_WEIGHT, Impurity, LrParams, MAX_MLP_WEIGHTS, MlpParams, MlpPrecision, MlpSolver, TreeParams,
-};
+pub use params::{BYTES_PER_WEIGHT, Impurity, LrParams, MAX_MLP_WEIGHTS, MlpParams, MlpSolver, TreeParams};
 pub use tree::{FeatureSplits, Node, Rule, TreeModel, continuous_thresholds};
 
 /// The per-partition passes that take most of the training time, public so the criterion
 /// benchmarks in `benches/kernels.rs` time the same code the engine runs.
 pub mod kernels {
     pub use crate::logistic::loss_gradient_sums as lr_loss_gradient_sums;
-    pub use crate::mlp::{MlpWorkspace, Network as MlpNetwork, Real};
+    pub use crate::mlp::{MlpWorkspace, Network as MlpNetwork};
     pub use crate::tree::add_bin_counts as tree_bin_counts;
 }
 
@@ -67,8 +65,8 @@ pub mod kernels {
 pub struct SparkEngine;
 
 impl Engine for SparkEngine {
-    fn name(&self) -> &'static str {
-        "spark"
+    fn kind(&self) -> EngineKind {
+        EngineKind::Spark
     }
 
     fn fit(
@@ -81,9 +79,7 @@ impl Engine for SparkEngine {
         if train.rows() == 0 {
             return Err(Error::Data("no training rows".into()));
         }
-        if !matches!(spec.kind, ModelKind::Lr | ModelKind::Tree | ModelKind::Mlp) {
-            return Err(unsupported(spec.kind));
-        }
+        EngineKind::Spark.check_model(spec.kind)?;
         check_finite(train)?;
         let classes = train.classes();
         // Every model here needs two classes to tell apart; say so once, before any work.
@@ -97,7 +93,6 @@ impl Engine for SparkEngine {
         let exec = Executor::new(ctx.workers)?;
         let partitions = ctx.partitions_or_default();
         let data = train.partitioned(partitions, Partitioning::Contiguous);
-        let params = spec.params.clone();
         // Validation rows, where given, are scored after every iteration or level (for the
         // report's time to accuracy); that time is kept out of the log's training times.
         let valid = (valid.rows() > 0).then_some(valid);
@@ -106,31 +101,33 @@ impl Engine for SparkEngine {
         }
         match spec.kind {
             ModelKind::Lr => {
-                let p = LrParams::from_map(params)?;
+                let p = LrParams::from_params(&spec.params)?;
                 let (m, log) = logistic::fit(&exec, &data, classes, &p, valid)?;
                 Ok((Box::new(m), log))
             }
             ModelKind::Tree => {
-                let p = TreeParams::from_map(params, ctx.seed)?;
-                let (m, log) = tree::fit(&exec, &data, classes, &train.categorical_features, &p, valid)?;
+                let p = TreeParams::from_params(&spec.params)?;
+                let (m, log) = tree::fit(&exec, &data, classes, &train.categorical_features, &p, ctx.seed, valid)?;
                 Ok((Box::new(m), log))
             }
             ModelKind::Mlp => {
-                let p = MlpParams::from_map(params, ctx.seed)?;
-                let (m, log) = mlp::fit(&exec, &data, classes, &p, valid)?;
+                let p = MlpParams::from_params(&spec.params)?;
+                let (m, log) = mlp::fit(&exec, &data, classes, &p, ctx.seed, valid)?;
                 Ok((Box::new(m), log))
             }
-            other => Err(unsupported(other)),
+            other => Err(EngineKind::Spark.check_model(other).err().unwrap_or_else(|| unreachable_model(other))),
         }
     }
 
     fn load_model(&self, kind: ModelKind, state: &serde_json::Value) -> Result<Box<dyn TrainedModel>> {
-        let bad = |e: serde_json::Error| Error::Data(format!("saved {} model is malformed: {e}", kind.name()));
+        let bad = |e: serde_json::Error| Error::ModelState(format!("saved {} model is malformed: {e}", kind.name()));
         Ok(match kind {
             ModelKind::Lr => Box::new(serde_json::from_value::<LogisticModel>(state.clone()).map_err(bad)?),
             ModelKind::Tree => Box::new(serde_json::from_value::<TreeModel>(state.clone()).map_err(bad)?),
             ModelKind::Mlp => Box::new(serde_json::from_value::<MlpModel>(state.clone()).map_err(bad)?),
-            other => return Err(Error::Data(format!("the spark engine has no '{}' model", other.name()))),
+            other => {
+                return Err(EngineKind::Spark.check_model(other).err().unwrap_or_else(|| unreachable_model(other)));
+            }
         })
     }
 }
@@ -143,10 +140,12 @@ fn validation_scores(model: &dyn TrainedModel, valid: &Prepared) -> (f64, f64) {
     }
 }
 
-fn unsupported(kind: ModelKind) -> Error {
-    Error::InvalidParam {
-        name: "model".into(),
-        value: kind.name().into(),
-        expected: "lr, tree or mlp for the spark engine (cnn, lstm, gru and cnn2d are the tensor engine's)".into(),
-    }
+/// A model the engine lists but does not dispatch: a bug here, reported as an error anyway.
+fn unreachable_model(kind: ModelKind) -> Error {
+    Error::ModelState(format!("the spark engine lists '{}' but has no code for it", kind.name()))
+}
+
+/// A model's state as JSON.
+fn encode(model: &impl serde::Serialize) -> Result<serde_json::Value> {
+    serde_json::to_value(model).map_err(|e| Error::ModelState(format!("cannot encode the model: {e}")))
 }

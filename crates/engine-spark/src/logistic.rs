@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use trainbench_data::{PartitionView, Partitioned, Prepared};
-use trainbench_engine::fastmath::{exp_neg_f64, ln_1p_unit_f64, vectorized};
+use trainbench_engine::kernels::math::{exp_neg_f64, ln_1p_unit_f64};
+use trainbench_engine::kernels::vectorized;
 use trainbench_engine::{Result, TrainLog, TrainedModel};
 
 use crate::executor::{Executor, add_into};
@@ -58,8 +59,8 @@ impl TrainedModel for LogisticModel {
         Ok(out)
     }
 
-    fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or_default()
+    fn to_json(&self) -> Result<serde_json::Value> {
+        crate::encode(self)
     }
 }
 

@@ -14,12 +14,12 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use trainbench_data::{Partitioned, Prepared};
-use trainbench_engine::fastmath::{exp_f32, exp_neg_f64, sigmoid_f32, sigmoid_f64, vectorized};
-use trainbench_engine::{Error, LogEntry, Result, TrainLog, TrainedModel};
+use trainbench_engine::kernels::{Float, gemm, sigmoid_in_place};
+use trainbench_engine::{Error, LogEntry, Precision, Result, TrainLog, TrainedModel};
 
 use crate::executor::{Executor, add_into};
 use crate::optim::{Objective, Settings, Validate, minimize};
-use crate::params::{MlpParams, MlpPrecision, MlpSolver};
+use crate::params::{MlpParams, MlpSolver};
 
 /// A fitted network: per layer, weights (out × in, row-major) then biases (out), concatenated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,10 +28,14 @@ pub struct MlpModel {
     pub layers: Vec<usize>,
     /// All weights.
     pub weights: Vec<f64>,
-    /// The arithmetic it was trained in, and predicts in. Model files from before f64 was the
-    /// default hold f32 networks.
-    #[serde(default = "MlpPrecision::f32")]
-    pub precision: MlpPrecision,
+    /// The arithmetic it was trained in, and predicts in: f64 or f32.
+    #[serde(default = "f32_before_f64")]
+    pub precision: Precision,
+}
+
+/// Model files from before f64 was the default hold f32 networks.
+fn f32_before_f64() -> Precision {
+    Precision::F32
 }
 
 /// Where each layer's weights and biases start in the flat vector.
@@ -47,122 +51,22 @@ fn layer_offsets(layers: &[usize]) -> Vec<(usize, usize)> {
 
 /// How a row-major matrix is read: as stored, or transposed.
 #[derive(Clone, Copy)]
-pub enum Read {
-    /// As stored.
+enum Read {
     AsIs,
-    /// Transposed.
     Transposed,
 }
 
-/// (row stride, column stride) of op(M) read as `rows × cols` when M is stored row-major.
-fn strides(read: Read, rows: usize, cols: usize) -> (isize, isize) {
+/// op(M) read as `rows × cols` from a row-major buffer, as the GEMM's (row, column) strides.
+fn strides(read: Read, rows: usize, cols: usize) -> [usize; 2] {
     match read {
-        Read::AsIs => (cols as isize, 1),
-        Read::Transposed => (1, rows as isize),
+        Read::AsIs => [cols, 1],
+        Read::Transposed => [1, rows],
     }
 }
 
-/// The number types a network computes in: f64 (MLlib's) or f32, each with its GEMM and its
-/// vectorizable sigmoid and exponential.
-pub trait Real:
-    Copy
-    + Default
-    + PartialOrd
-    + Send
-    + Sync
-    + std::ops::Add<Output = Self>
-    + std::ops::Sub<Output = Self>
-    + std::ops::Mul<Output = Self>
-    + std::ops::Div<Output = Self>
-    + std::ops::AddAssign
-    + std::ops::SubAssign
-    + 'static
-{
-    /// 1.
-    const ONE: Self;
-    /// The smallest positive normal value (a probability of 0 is clamped to it in the loss).
-    const MIN_POSITIVE: Self;
-    /// From an input feature.
-    fn from_f32(v: f32) -> Self;
-    /// From an optimizer parameter.
-    fn from_f64(v: f64) -> Self;
-    /// To f64, for sums.
-    fn to_f64(self) -> f64;
-    /// C (m × n) = op(A) (m × k) · op(B) (k × n), shape (m, k, n), all row-major.
-    fn matmul(shape: (usize, usize, usize), a: &[Self], read_a: Read, b: &[Self], read_b: Read, c: &mut [Self]);
-    /// The sigmoid of every value.
-    fn sigmoid_in_place(v: &mut [Self]);
-    /// e^x for x ≤ 0 (a softmax's terms after subtracting the row's largest).
-    fn exp_nonpositive(x: Self) -> Self;
-}
-
-macro_rules! gemm_call {
-    ($gemm:path, $shape:expr, $a:expr, $read_a:expr, $b:expr, $read_b:expr, $c:expr) => {{
-        let (m, k, n): (usize, usize, usize) = $shape;
-        let (a, b, c) = ($a, $b, $c);
-        assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "matrix buffers too small");
-        let (rsa, csa) = strides($read_a, m, k);
-        let (rsb, csb) = strides($read_b, k, n);
-        // SAFETY: the strides describe op(A) as m × k, op(B) as k × n and C as n-wide rows, all
-        // within the slices, whose lengths the assert above checks.
-        unsafe {
-            $gemm(m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, 0.0, c.as_mut_ptr(), n as isize, 1);
-        }
-    }};
-}
-
-impl Real for f32 {
-    const ONE: Self = 1.0;
-    const MIN_POSITIVE: Self = f32::MIN_POSITIVE;
-    fn from_f32(v: f32) -> Self {
-        v
-    }
-    fn from_f64(v: f64) -> Self {
-        v as f32
-    }
-    fn to_f64(self) -> f64 {
-        f64::from(self)
-    }
-    fn matmul(shape: (usize, usize, usize), a: &[Self], read_a: Read, b: &[Self], read_b: Read, c: &mut [Self]) {
-        gemm_call!(matrixmultiply::sgemm, shape, a, read_a, b, read_b, c)
-    }
-    /// Also compiled for AVX2 + FMA ([`vectorized`]), bit-identical to the baseline copy.
-    fn sigmoid_in_place(v: &mut [Self]) {
-        vectorized(
-            #[inline(always)]
-            || v.iter_mut().for_each(|x| *x = sigmoid_f32(*x)),
-        );
-    }
-    fn exp_nonpositive(x: Self) -> Self {
-        exp_f32(x)
-    }
-}
-
-impl Real for f64 {
-    const ONE: Self = 1.0;
-    const MIN_POSITIVE: Self = f64::MIN_POSITIVE;
-    fn from_f32(v: f32) -> Self {
-        f64::from(v)
-    }
-    fn from_f64(v: f64) -> Self {
-        v
-    }
-    fn to_f64(self) -> f64 {
-        self
-    }
-    fn matmul(shape: (usize, usize, usize), a: &[Self], read_a: Read, b: &[Self], read_b: Read, c: &mut [Self]) {
-        gemm_call!(matrixmultiply::dgemm, shape, a, read_a, b, read_b, c)
-    }
-    /// Also compiled for AVX2 + FMA ([`vectorized`]), bit-identical to the baseline copy.
-    fn sigmoid_in_place(v: &mut [Self]) {
-        vectorized(
-            #[inline(always)]
-            || v.iter_mut().for_each(|x| *x = sigmoid_f64(*x)),
-        );
-    }
-    fn exp_nonpositive(x: Self) -> Self {
-        exp_neg_f64(x)
-    }
+/// C (m × n) = op(A) (m × k) · op(B) (k × n), every matrix row-major.
+fn matmul<T: Float>((m, k, n): (usize, usize, usize), a: &[T], read_a: Read, b: &[T], read_b: Read, c: &mut [T]) {
+    gemm([m, k, n], (a, strides(read_a, m, k)), (b, strides(read_b, k, n)), c);
 }
 
 /// A network's weights in the arithmetic of one fit: the unit of work of every L-BFGS step.
@@ -186,7 +90,7 @@ impl<T> Default for MlpWorkspace<T> {
     }
 }
 
-impl<T: Real> Network<T> {
+impl<T: Float> Network<T> {
     /// The network of `layers` (input to output) with `weights` laid out as [`MlpModel`]'s.
     pub fn new(layers: &[usize], weights: &[f64]) -> Self {
         Self {
@@ -213,7 +117,7 @@ impl<T: Real> Network<T> {
             let mut z = std::mem::take(&mut acts[l + 1]);
             z.resize(rows * out, T::default());
             // Z = A · Wᵀ, with W stored out × in.
-            T::matmul((rows, inp, out), &acts[l], Read::AsIs, &self.weights[w_at..b_at], Read::Transposed, &mut z);
+            matmul((rows, inp, out), &acts[l], Read::AsIs, &self.weights[w_at..b_at], Read::Transposed, &mut z);
             let bias = &self.weights[b_at..b_at + out];
             for row in z.chunks_exact_mut(out) {
                 for (v, &b) in row.iter_mut().zip(bias) {
@@ -221,13 +125,13 @@ impl<T: Real> Network<T> {
                 }
             }
             if l + 1 < last {
-                T::sigmoid_in_place(&mut z);
+                sigmoid_in_place(&mut z);
             } else {
                 for row in z.chunks_exact_mut(out) {
                     let max = row.iter().copied().fold(row[0], |m, v| if v > m { v } else { m });
                     let mut sum = T::default();
                     for v in row.iter_mut() {
-                        *v = T::exp_nonpositive(*v - max);
+                        *v = (*v - max).exp_nonpositive();
                         sum += *v;
                     }
                     row.iter_mut().for_each(|v| *v = *v / sum);
@@ -276,7 +180,7 @@ impl<T: Real> Network<T> {
             let (w_at, b_at) = self.offsets[l];
             work.block_grad.resize(out * inp, T::default());
             // ∂W = δᵀ · A.
-            T::matmul((out, rows, inp), &delta, Read::Transposed, &work.acts[l], Read::AsIs, &mut work.block_grad);
+            matmul((out, rows, inp), &delta, Read::Transposed, &work.acts[l], Read::AsIs, &mut work.block_grad);
             for (g, v) in grad[w_at..b_at].iter_mut().zip(&work.block_grad) {
                 *g += weight * v.to_f64();
             }
@@ -289,7 +193,7 @@ impl<T: Real> Network<T> {
             if l > 0 {
                 // δ_prev = (δ · W) ⊙ a (1 − a) for the sigmoid layer below.
                 work.back.resize(rows * inp, T::default());
-                T::matmul((rows, out, inp), &delta, Read::AsIs, &self.weights[w_at..b_at], Read::AsIs, &mut work.back);
+                matmul((rows, out, inp), &delta, Read::AsIs, &self.weights[w_at..b_at], Read::AsIs, &mut work.back);
                 for (d, &a) in work.back.iter_mut().zip(&work.acts[l]) {
                     *d = *d * (a * (T::ONE - a));
                 }
@@ -326,14 +230,17 @@ impl TrainedModel for MlpModel {
         if d == 0 || !features.len().is_multiple_of(d) {
             return Err(Error::Data(format!("{} values are not whole rows of {d} features", features.len())));
         }
-        Ok(match self.precision {
-            MlpPrecision::F64 => Network::<f64>::new(&self.layers, &self.weights).predict_proba(features),
-            MlpPrecision::F32 => Network::<f32>::new(&self.layers, &self.weights).predict_proba(features),
-        })
+        match self.precision {
+            Precision::F64 => Ok(Network::<f64>::new(&self.layers, &self.weights).predict_proba(features)),
+            Precision::F32 => Ok(Network::<f32>::new(&self.layers, &self.weights).predict_proba(features)),
+            other => {
+                Err(Error::ModelState(format!("an mlp model in {other} arithmetic: the spark engine's are f64 or f32")))
+            }
+        }
     }
 
-    fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or_default()
+    fn to_json(&self) -> Result<serde_json::Value> {
+        crate::encode(self)
     }
 }
 
@@ -344,11 +251,11 @@ struct CrossEntropy<'a> {
     data: &'a Partitioned<'a>,
     layers: Vec<usize>,
     block_size: usize,
-    precision: MlpPrecision,
+    precision: Precision,
 }
 
 impl CrossEntropy<'_> {
-    fn sums<T: Real>(&self, x: &[f64]) -> Vec<f64> {
+    fn sums<T: Float>(&self, x: &[f64]) -> Vec<f64> {
         let net = Network::<T>::new(&self.layers, x);
         let d = self.layers[0];
         self.exec
@@ -376,10 +283,8 @@ impl CrossEntropy<'_> {
 
 impl Objective for CrossEntropy<'_> {
     fn evaluate(&self, x: &[f64]) -> (f64, Vec<f64>) {
-        let sums = match self.precision {
-            MlpPrecision::F64 => self.sums::<f64>(x),
-            MlpPrecision::F32 => self.sums::<f32>(x),
-        };
+        // The parameters' check admits f64 and f32 only.
+        let sums = if self.precision == Precision::F64 { self.sums::<f64>(x) } else { self.sums::<f32>(x) };
         let blocks: usize = (0..self.data.len()).map(|p| self.data.partition(p).rows().div_ceil(self.block_size)).sum();
         let n = blocks.max(1) as f64;
         (sums[0] / n, sums[1..].iter().map(|g| g / n).collect())
@@ -399,12 +304,14 @@ fn initial_weights(layers: &[usize], seed: u64) -> Vec<f64> {
     w
 }
 
-/// Fits on partitioned training rows; `valid` rows, where given, are scored every iteration.
+/// Fits on partitioned training rows from weights drawn with `seed`; `valid` rows, where given,
+/// are scored every iteration.
 pub fn fit(
     exec: &Executor,
     data: &Partitioned,
     classes: usize,
     params: &MlpParams,
+    seed: u64,
     valid: Option<&Prepared>,
 ) -> Result<(MlpModel, TrainLog)> {
     let start = Instant::now();
@@ -416,7 +323,7 @@ pub fn fit(
     let model_at = |x: &[f64]| MlpModel { layers: layers.clone(), weights: x.to_vec(), precision: params.precision };
     let score = valid.map(|v| move |x: &[f64]| crate::validation_scores(&model_at(x), v));
     let validate = score.as_ref().map(|f| f as Validate);
-    let x0 = initial_weights(&layers, params.seed);
+    let x0 = initial_weights(&layers, seed);
     let (x, entries, stop_reason, eval_seconds) = match params.solver {
         MlpSolver::LBfgs => {
             let settings = Settings { max_iter: params.max_iter, tol: params.tol, l1: Vec::new() };
@@ -451,7 +358,7 @@ fn gradient_descent(
     for t in 1..=params.max_iter {
         let (loss, grad) = objective.evaluate(&w);
         if !loss.is_finite() {
-            return Err(Error::Diverged { iteration: t, loss });
+            return Err(Error::diverged(format!("iteration {t}"), loss));
         }
         let step = params.step_size / (t as f64).sqrt();
         let mut moved = 0.0;
@@ -497,7 +404,7 @@ mod tests {
         let w = initial_weights(&layers, 7);
         let x: Vec<f32> = vec![0.5, -1.0, 2.0, 1.5, 0.25, -0.75, -0.3, 0.8, 0.1];
         let labels = [2u32, 0, 1];
-        fn loss_at<T: Real>(layers: &[usize], w: &[f64], x: &[f32], labels: &[u32]) -> (f64, Vec<f64>) {
+        fn loss_at<T: Float>(layers: &[usize], w: &[f64], x: &[f32], labels: &[u32]) -> (f64, Vec<f64>) {
             let mut grad = vec![0.0; w.len()];
             let mut loss = 0.0;
             let net = Network::<T>::new(layers, w);
@@ -534,7 +441,7 @@ mod tests {
         let layers = vec![3, 5, 4, 3];
         let w = initial_weights(&layers, 11);
         let x: Vec<f32> = (0..30).map(|i| ((i * 7 % 13) as f32 - 6.0) / 3.0).collect();
-        let model = MlpModel { layers: layers.clone(), weights: w.clone(), precision: MlpPrecision::F64 };
+        let model = MlpModel { layers: layers.clone(), weights: w.clone(), precision: Precision::F64 };
         let fast = Network::<f64>::new(&layers, &w).predict_proba(&x);
         assert!(model.predict_proba(&x[..29]).is_err());
         for (row, x) in x.chunks(3).enumerate() {
@@ -563,20 +470,6 @@ mod tests {
     }
 
     #[test]
-    fn vector_sigmoid_gives_the_scalar_bits() {
-        // From the clamped ends through the middle, with a tail that fills no whole vector.
-        let mut v: Vec<f32> = (0..4001).map(|i| (i as f32 - 2000.0) * 0.05).collect();
-        let scalar: Vec<u32> = v.iter().map(|&x| sigmoid_f32(x).to_bits()).collect();
-        f32::sigmoid_in_place(&mut v);
-        assert_eq!(v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), scalar);
-        assert!(v[0] > 0.0 && v[0] < 1e-37 && v[4000] == 1.0);
-        let mut v: Vec<f64> = (0..4001).map(|i| (i as f64 - 2000.0) * 0.05).collect();
-        let scalar: Vec<u64> = v.iter().map(|&x| sigmoid_f64(x).to_bits()).collect();
-        f64::sigmoid_in_place(&mut v);
-        assert_eq!(v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), scalar);
-    }
-
-    #[test]
     fn layout_and_init_follow_mllib() {
         assert_eq!(layer_offsets(&[2, 3, 2]), [(0, 6), (9, 15)]);
         let w = initial_weights(&[4, 2], 1);
@@ -588,6 +481,6 @@ mod tests {
     fn old_model_files_are_f32_networks() {
         let old = serde_json::json!({"layers": [2, 2], "weights": [0.5, -0.25, 1.0, 0.0, 0.1, -0.1]});
         let model: MlpModel = serde_json::from_value(old).unwrap();
-        assert_eq!(model.precision, MlpPrecision::F32);
+        assert_eq!(model.precision, Precision::F32);
     }
 }

@@ -386,7 +386,7 @@ pub fn minimize(
     let mut f = Cached { objective, last: None, evaluations: 0 };
     let (value, grad) = f.eval(&x0);
     if !value.is_finite() {
-        return Err(Error::Diverged { iteration: 0, loss: value });
+        return Err(Error::diverged("iteration 0", value));
     }
     let (adj_value, adj_grad) = adjust(l1, &x0, value, &grad);
     let initial = adj_value;
@@ -414,7 +414,7 @@ pub fn minimize(
         match step(&mut f, &state, &history, l1) {
             Ok(next) => {
                 if !next.adj_value.is_finite() {
-                    return Err(Error::Diverged { iteration: log.len() + 1, loss: next.adj_value });
+                    return Err(Error::diverged(format!("iteration {}", log.len() + 1), next.adj_value));
                 }
                 let s: Vec<f64> = next.x.iter().zip(&state.x).map(|(a, b)| a - b).collect();
                 let y: Vec<f64> = next.grad.iter().zip(&state.grad).map(|(a, b)| a - b).collect();
@@ -457,7 +457,7 @@ pub fn minimize(
         });
     };
     if state.x.iter().any(|v| !v.is_finite()) {
-        return Err(Error::Diverged { iteration: log.len(), loss: f64::NAN });
+        return Err(Error::diverged(format!("iteration {}", log.len()), f64::NAN));
     }
     Ok(Optimized { x: state.x, log, stop_reason, eval_seconds })
 }
@@ -487,7 +487,8 @@ fn step<O: Objective>(
         // The direction from the pseudo-gradient, kept in its orthant.
         let mut dir = history.direction(&state.adj_grad)?;
         for (d, g) in dir.iter_mut().zip(&state.adj_grad) {
-            if !(*d * g < 0.0) {
+            let same_orthant = *d * g < 0.0;
+            if !same_orthant {
                 *d = 0.0;
             }
         }

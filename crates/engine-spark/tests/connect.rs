@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use trainbench_data::{GenOptions, Generator, LoadOptions, PipelineOptions, SplitOptions, generate, prepare};
-use trainbench_engine::{Engine, ModelKind, ModelSpec, ParamMap, RunContext};
+use trainbench_engine::{Engine, ModelKind, ModelSpec, Params, RunContext};
 use trainbench_engine_spark::SparkEngine;
 use trainbench_engine_spark::connect::{ClusterJob, run_on_cluster};
 use trainbench_metrics::{ClassificationReport, PhaseTimers};
@@ -44,7 +44,7 @@ fn train_and_test(dir: &Path, generator: Generator, rows: u64) -> (PathBuf, Path
     (write("train.csv", &body[..cut]), write("test.csv", &body[cut..]))
 }
 
-fn job(data: &Path, kind: ModelKind, params: ParamMap, test_data: Option<&Path>) -> ClusterJob {
+fn job(data: &Path, kind: ModelKind, params: Params, test_data: Option<&Path>) -> ClusterJob {
     ClusterJob {
         data: data.display().to_string(),
         label: Some("label".into()),
@@ -70,13 +70,13 @@ fn spark_agrees_with_the_embedded_engine_on_the_same_rows() {
     };
     let data = prepare(&train, &options, &mut PhaseTimers::new()).unwrap();
     for kind in [ModelKind::Lr, ModelKind::Tree] {
-        let spec = ModelSpec { kind, params: ParamMap::new() };
+        let spec = ModelSpec { kind, params: Params::new() };
         let ctx = RunContext { partitions: 2, ..RunContext::new(2, 7) };
         let (model, _) = SparkEngine.fit(&spec, &data.train, &data.valid, &ctx).unwrap();
         let proba = model.predict_proba(&data.test.features).unwrap();
         let embedded = ClassificationReport::from_proba(&data.test.labels, &proba, 2).unwrap().accuracy;
 
-        let run = run_on_cluster(&remote, &job(&train, kind, ParamMap::new(), Some(&test))).unwrap();
+        let run = run_on_cluster(&remote, &job(&train, kind, Params::new(), Some(&test))).unwrap();
         assert_eq!(run.classes, ["0", "1"]);
         assert_eq!((run.train_rows, run.test_rows), (4_000, 1_000));
         assert_eq!(run.unlabeled_rows, 0);
@@ -115,7 +115,7 @@ fn string_categories_missing_values_and_the_mlp_run_on_spark() {
     let text = std::fs::read_to_string(&path).unwrap();
     let empty_cells = text.lines().skip(1).filter(|l| l.split(',').any(str::is_empty)).count();
     assert!(empty_cells > 0, "the mixed data set has missing cells");
-    let params = ParamMap::new().with("hidden", "8").with("max_iter", 50);
+    let params = Params::new().with("hidden", "8").with("max_iter", 50);
     let run = run_on_cluster(&remote, &job(&path, ModelKind::Mlp, params, None)).unwrap();
     assert_eq!(run.classes, ["no", "yes"]);
     assert_eq!(run.rows, 2_000);
@@ -139,17 +139,17 @@ fn cluster_errors_say_what_and_where() {
     let Some(remote) = remote("cluster_errors_say_what_and_where") else { return };
     let dir = tempfile::tempdir().unwrap();
     let (train, _) = train_and_test(dir.path(), Generator::HiggsLike, 200);
-    let mut bad = job(&train, ModelKind::Lr, ParamMap::new(), None);
+    let mut bad = job(&train, ModelKind::Lr, Params::new(), None);
     bad.label = Some("target".into());
     let err = run_on_cluster(&remote, &bad).unwrap_err().to_string();
     assert!(err.contains("no label column 'target'") && err.contains("train.csv"), "{err}");
-    let err = run_on_cluster(&remote, &job(&train, ModelKind::Lstm, ParamMap::new(), None)).unwrap_err().to_string();
+    let err = run_on_cluster(&remote, &job(&train, ModelKind::Lstm, Params::new(), None)).unwrap_err().to_string();
     assert!(err.contains("not 'lstm'"), "{err}");
-    let err = run_on_cluster(&remote, &job(&dir.path().join("missing.csv"), ModelKind::Lr, ParamMap::new(), None))
+    let err = run_on_cluster(&remote, &job(&dir.path().join("missing.csv"), ModelKind::Lr, Params::new(), None))
         .unwrap_err()
         .to_string();
     assert!(err.contains("reading") && err.contains("missing.csv"), "{err}");
-    let err = run_on_cluster(&remote, &job(&train, ModelKind::Lr, ParamMap::new().with("max_iter", 0), None))
+    let err = run_on_cluster(&remote, &job(&train, ModelKind::Lr, Params::new().with("max_iter", 0), None))
         .unwrap_err()
         .to_string();
     assert!(err.contains("max_iter"), "{err}");

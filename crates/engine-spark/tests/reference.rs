@@ -10,7 +10,7 @@ use std::path::Path;
 use common::sklearn_values::*;
 use common::spark_values as mllib;
 use trainbench_data::{LoadOptions, Prepared, PreprocessOptions, Preprocessor, Scaling, load};
-use trainbench_engine::{Engine, Error, ModelKind, ModelSpec, ParamMap, RunContext, TrainedModel};
+use trainbench_engine::{Engine, Error, ModelKind, ModelSpec, Params, RunContext, TrainedModel};
 use trainbench_engine_spark::{LogisticModel, SparkEngine};
 
 /// A CSV from tests/data as features on their own scale (no preprocessing beyond reading).
@@ -23,14 +23,14 @@ fn prepared(name: &str) -> Prepared {
     fitted.transform(&table, None).unwrap().0
 }
 
-fn fit(kind: ModelKind, params: ParamMap, data: &Prepared, workers: usize, partitions: usize) -> Box<dyn TrainedModel> {
+fn fit(kind: ModelKind, params: Params, data: &Prepared, workers: usize, partitions: usize) -> Box<dyn TrainedModel> {
     let spec = ModelSpec { kind, params };
     let ctx = RunContext { partitions, ..RunContext::new(workers, 3) };
     SparkEngine.fit(&spec, data, &data.take(&[]), &ctx).unwrap().0
 }
 
 fn lr_state(model: &dyn TrainedModel) -> LogisticModel {
-    serde_json::from_value(model.to_json()).unwrap()
+    serde_json::from_value(model.to_json().unwrap()).unwrap()
 }
 
 fn assert_close(what: &str, got: &[f64], want: &[f64], rel: f64) {
@@ -43,19 +43,19 @@ fn assert_close(what: &str, got: &[f64], want: &[f64], rel: f64) {
 #[test]
 fn binary_lr_coefficients_match_scikit_learn() {
     let data = prepared("lr_binary.csv");
-    let tight = ParamMap::new().with("tol", 1e-12).with("max_iter", 1000);
+    let tight = Params::new().with("tol", 1e-12).with("max_iter", 1000);
     let m = lr_state(fit(ModelKind::Lr, tight, &data, 2, 4).as_ref());
     assert_close("coefficients", &m.coefficients[0], LR_BINARY_COEF, 1e-3);
     assert_close("intercept", &m.intercepts, &[LR_BINARY_INTERCEPT], 1e-3);
     // MLlib's defaults (100 iterations, tol 1e-6) land close too.
-    let m = lr_state(fit(ModelKind::Lr, ParamMap::new(), &data, 2, 4).as_ref());
+    let m = lr_state(fit(ModelKind::Lr, Params::new(), &data, 2, 4).as_ref());
     assert_close("default coefficients", &m.coefficients[0], LR_BINARY_COEF, 1e-2);
 }
 
 #[test]
 fn multinomial_lr_coefficients_match_scikit_learn() {
     let data = prepared("lr_multi.csv");
-    let tight = ParamMap::new().with("tol", 1e-12).with("max_iter", 1000);
+    let tight = Params::new().with("tol", 1e-12).with("max_iter", 1000);
     let m = lr_state(fit(ModelKind::Lr, tight, &data, 2, 4).as_ref());
     let flat: Vec<f64> = m.coefficients.concat();
     assert_close("coefficients", &flat, LR_MULTI_COEF, 1e-3);
@@ -69,11 +69,11 @@ fn multinomial_lr_coefficients_match_scikit_learn() {
 /// reads them as f64; and it sums in another order), so 1e-8 is the tolerance.
 #[test]
 fn logistic_regression_stops_where_mllib_stops() {
-    type Case<'a> = (&'a str, ParamMap, usize, &'a [f64], &'a [f64], &'a [f64]);
+    type Case<'a> = (&'a str, Params, usize, &'a [f64], &'a [f64], &'a [f64]);
     let cases: [Case; 4] = [
         (
             "lr_binary.csv",
-            ParamMap::new(),
+            Params::new(),
             mllib::LR_BINARY_ITERATIONS,
             mllib::LR_BINARY_HISTORY,
             mllib::LR_BINARY_COEF,
@@ -81,7 +81,7 @@ fn logistic_regression_stops_where_mllib_stops() {
         ),
         (
             "lr_binary.csv",
-            ParamMap::new().with("reg_param", 0.1),
+            Params::new().with("reg_param", 0.1),
             mllib::LR_BINARY_L2_ITERATIONS,
             mllib::LR_BINARY_L2_HISTORY,
             mllib::LR_BINARY_L2_COEF,
@@ -89,7 +89,7 @@ fn logistic_regression_stops_where_mllib_stops() {
         ),
         (
             "lr_binary.csv",
-            ParamMap::new().with("reg_param", 0.05).with("elastic_net_param", 1.0),
+            Params::new().with("reg_param", 0.05).with("elastic_net_param", 1.0),
             mllib::LR_BINARY_L1_ITERATIONS,
             mllib::LR_BINARY_L1_HISTORY,
             mllib::LR_BINARY_L1_COEF,
@@ -97,7 +97,7 @@ fn logistic_regression_stops_where_mllib_stops() {
         ),
         (
             "lr_multi.csv",
-            ParamMap::new(),
+            Params::new(),
             mllib::LR_MULTI_ITERATIONS,
             mllib::LR_MULTI_HISTORY,
             mllib::LR_MULTI_COEF,
@@ -126,12 +126,12 @@ fn logistic_regression_stops_where_mllib_stops() {
 #[test]
 fn regularization_shrinks_and_l1_zeroes_coefficients() {
     let data = prepared("lr_binary.csv");
-    let plain = lr_state(fit(ModelKind::Lr, ParamMap::new(), &data, 1, 2).as_ref());
-    let ridge = lr_state(fit(ModelKind::Lr, ParamMap::new().with("reg_param", 0.1), &data, 1, 2).as_ref());
+    let plain = lr_state(fit(ModelKind::Lr, Params::new(), &data, 1, 2).as_ref());
+    let ridge = lr_state(fit(ModelKind::Lr, Params::new().with("reg_param", 0.1), &data, 1, 2).as_ref());
     let norm = |m: &LogisticModel| m.coefficients[0].iter().map(|c| c * c).sum::<f64>();
     assert!(norm(&ridge) < 0.8 * norm(&plain), "{} vs {}", norm(&ridge), norm(&plain));
     let lasso = lr_state(
-        fit(ModelKind::Lr, ParamMap::new().with("reg_param", 0.3).with("elastic_net_param", 1.0), &data, 1, 2).as_ref(),
+        fit(ModelKind::Lr, Params::new().with("reg_param", 0.3).with("elastic_net_param", 1.0), &data, 1, 2).as_ref(),
     );
     let zeros = lasso.coefficients[0].iter().filter(|c| **c == 0.0).count();
     assert!(zeros >= 1, "strong L1 should zero some coefficient: {:?}", lasso.coefficients);
@@ -236,7 +236,7 @@ fn tree_matches_a_float64_reference() {
     };
     let rows: Vec<usize> = (0..n).collect();
     for (depth, min_rows) in [(4, 1), (6, 10)] {
-        let params = ParamMap::new().with("max_depth", depth).with("min_instances_per_node", min_rows);
+        let params = Params::new().with("max_depth", depth).with("min_instances_per_node", min_rows);
         let model = fit(ModelKind::Tree, params, &data, 2, 3);
         let reference = ref_tree(&x, &y, &rows, 3, depth, min_rows);
         // Every training row and points between and beyond the grid.
@@ -257,7 +257,7 @@ fn mlp_reaches_scikit_learns_accuracy() {
     let data = prepared("moons.csv");
     let train = data.take(&(0..MOONS_TRAIN_ROWS).collect::<Vec<_>>());
     let test = data.take(&(MOONS_TRAIN_ROWS..data.rows()).collect::<Vec<_>>());
-    let model = fit(ModelKind::Mlp, ParamMap::new().with("hidden", "16,16"), &train, 2, 4);
+    let model = fit(ModelKind::Mlp, Params::new().with("hidden", "16,16"), &train, 2, 4);
     let proba = model.predict_proba(&test.features).unwrap();
     let report = trainbench_metrics::ClassificationReport::from_proba(&test.labels, &proba, 2).unwrap();
     assert!(
@@ -272,15 +272,15 @@ fn mlp_reaches_scikit_learns_accuracy() {
 fn one_and_many_workers_give_identical_models() {
     let data = prepared("lr_multi.csv");
     for (kind, params) in [
-        (ModelKind::Lr, ParamMap::new()),
-        (ModelKind::Tree, ParamMap::new().with("max_depth", 6)),
-        (ModelKind::Mlp, ParamMap::new().with("hidden", "8").with("max_iter", 20)),
+        (ModelKind::Lr, Params::new()),
+        (ModelKind::Tree, Params::new().with("max_depth", 6)),
+        (ModelKind::Mlp, Params::new().with("hidden", "8").with("max_iter", 20)),
     ] {
         let one = fit(kind, params.clone(), &data, 1, 5);
         let many = fit(kind, params, &data, 3, 5);
         let (a, b) = (one.predict_proba(&data.features).unwrap(), many.predict_proba(&data.features).unwrap());
         assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{kind:?} differs between 1 and 3 workers");
-        assert_eq!(one.to_json(), many.to_json());
+        assert_eq!(one.to_json().unwrap(), many.to_json().unwrap());
     }
 }
 
@@ -288,9 +288,9 @@ fn one_and_many_workers_give_identical_models() {
 fn saved_models_predict_the_same_probabilities() {
     let data = prepared("lr_multi.csv");
     for kind in [ModelKind::Lr, ModelKind::Tree, ModelKind::Mlp] {
-        let params = if kind == ModelKind::Tree { ParamMap::new() } else { ParamMap::new().with("max_iter", 10) };
+        let params = if kind == ModelKind::Tree { Params::new() } else { Params::new().with("max_iter", 10) };
         let model = fit(kind, params, &data, 2, 2);
-        let text = serde_json::to_string(&model.to_json()).unwrap();
+        let text = serde_json::to_string(&model.to_json().unwrap()).unwrap();
         let loaded = SparkEngine.load_model(kind, &serde_json::from_str(&text).unwrap()).unwrap();
         assert_eq!(
             model.predict_proba(&data.features).unwrap(),
@@ -310,16 +310,16 @@ fn bad_input_is_refused_clearly() {
     };
 
     let one_class = data.take(&(0..data.rows()).filter(|&r| data.labels[r] == 0).collect::<Vec<_>>());
-    assert!(err(spec(ModelKind::Lr, ParamMap::new()), &one_class).contains("at least 2 classes"));
-    assert!(err(spec(ModelKind::Mlp, ParamMap::new()), &one_class).contains("at least 2 classes"));
+    assert!(err(spec(ModelKind::Lr, Params::new()), &one_class).contains("at least 2 classes"));
+    assert!(err(spec(ModelKind::Mlp, Params::new()), &one_class).contains("at least 2 classes"));
 
-    let huge = err(spec(ModelKind::Mlp, ParamMap::new().with("hidden", "10000000")), &data);
+    let huge = err(spec(ModelKind::Mlp, Params::new().with("hidden", "10000000")), &data);
     assert!(huge.contains("at most 10000000 weights"), "{huge}");
 
     let diverged = SparkEngine.fit(
         &spec(
             ModelKind::Mlp,
-            ParamMap::new().with("solver", "gd").with("step_size", 1e300).with("hidden", "4").with("precision", "f32"),
+            Params::new().with("solver", "gd").with("step_size", 1e300).with("hidden", "4").with("precision", "f32"),
         ),
         &data,
         &data.take(&[]),
@@ -328,7 +328,7 @@ fn bad_input_is_refused_clearly() {
     assert!(matches!(diverged, Err(Error::Diverged { .. })), "{:?}", diverged.err());
 
     data.features[7] = f32::INFINITY;
-    let nan = err(spec(ModelKind::Tree, ParamMap::new()), &data);
+    let nan = err(spec(ModelKind::Tree, Params::new()), &data);
     assert!(nan.contains("feature 'x2' of row 1 is inf"), "{nan}");
-    assert!(err(spec(ModelKind::Cnn, ParamMap::new()), &one_class).contains("tensor engine"));
+    assert!(err(spec(ModelKind::Cnn, Params::new()), &one_class).contains("tensor engine"));
 }

@@ -11,7 +11,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData, activation};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use trainbench_engine::{ModelKind, ParamMap};
+use trainbench_engine::{ModelKind, Params};
 use trainbench_engine_tensor::model::Net;
 use trainbench_engine_tensor::params::parse;
 
@@ -21,7 +21,7 @@ const FEATURES: usize = 28;
 fn mlp_batch(c: &mut Criterion) {
     let device = Device::flex().autodiff();
     device.seed(1);
-    let (arch, _) = parse(ModelKind::Mlp, ParamMap::new().with("hidden", "128,128"), FEATURES, 2).expect("an MLP");
+    let (arch, _) = parse(ModelKind::Mlp, &Params::new().with("hidden", [128, 128]), FEATURES, 2).expect("an MLP");
     let net = Net::new(&arch, &device).expect("the network");
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let x: Vec<f32> = (0..BATCH * FEATURES).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();

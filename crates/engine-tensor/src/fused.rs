@@ -4,8 +4,8 @@
 //! and more backward, each a pass over the batch with a libm call per value for the sigmoids and
 //! tanhs; on CPU at Keras's sizes that costs several times the step's matrix products. Here the
 //! elementwise part of a step is one operation with a hand-written backward (Burn's backend
-//! extension mechanism), computed in one pass with vectorizable f32 arithmetic
-//! ([`trainbench_engine::fastmath`]) or with std's f64 functions.
+//! extension mechanism), computed in one pass with the shared kernels' vectorizable arithmetic
+//! ([`trainbench_engine::kernels`], f32 or f64).
 //!
 //! Flex runs a 1-D convolution as a general 3-D one and a max-pool through a 3-D pool with an
 //! index tensor; at the 1-D CNN's sizes (sequences of 28, 32–64 channels) their per-plane
@@ -23,7 +23,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, DispatchDevice, Flex, backend_extension};
 use burn::tensor::{DType, Element, Tensor, TensorData};
-use trainbench_engine::fastmath::{sigmoid_f32, tanh_f32, vectorized};
+use trainbench_engine::kernels::{Float, gemm, vectorized};
 
 /// Whether the fused operations can run on tensors of this device and dtype.
 pub fn supported<const D: usize>(x: &Tensor<D>) -> bool {
@@ -84,77 +84,12 @@ pub trait FusedOps: Backend {
     fn gru_cell(xw: FloatTensor<Self>, hu: FloatTensor<Self>, h: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
-/// The float types the kernels run in: f32 with the vectorizable functions, f64 with std's.
-trait KernelFloat:
-    Element
-    + bytemuck::Pod
-    + PartialOrd
-    + std::ops::Add<Output = Self>
-    + std::ops::AddAssign
-    + std::ops::Sub<Output = Self>
-    + std::ops::Mul<Output = Self>
-{
-    const ONE: Self;
-    const ZERO: Self;
-    fn sigmoid(self) -> Self;
-    fn tanh(self) -> Self;
-    /// matrixmultiply's GEMM for the type.
-    const GEMM: RawGemm<Self>;
-}
+/// The float types the fused operations run in: the shared kernels' [`Float`] (f32 with the
+/// vectorizable functions, f64), as flex stores it.
+trait KernelFloat: Float + Element + bytemuck::Pod {}
 
-/// `matrixmultiply::sgemm` / `dgemm`: (m, k, n, α, a, a's row and column strides, b, its strides,
-/// β, c, its strides).
-type RawGemm<E> =
-    unsafe fn(usize, usize, usize, E, *const E, isize, isize, *const E, isize, isize, E, *mut E, isize, isize);
-
-/// Checks that every element a `rows × cols` matrix read with `strides` can reach lies in a
-/// buffer of `len`, which is what makes the raw-pointer GEMM call below sound.
-fn fits(len: usize, rows: usize, cols: usize, [rs, cs]: [usize; 2]) -> bool {
-    rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
-}
-
-/// c = a·b for `a` (m × k) and `b` (k × n), each given with its (row, column) strides, into
-/// row-major `c` (m × n).
-fn gemm<E: KernelFloat>(
-    [m, k, n]: [usize; 3],
-    (a, [rsa, csa]): (&[E], [usize; 2]),
-    (b, [rsb, csb]): (&[E], [usize; 2]),
-    c: &mut [E],
-) {
-    assert!(fits(a.len(), m, k, [rsa, csa]) && fits(b.len(), k, n, [rsb, csb]) && c.len() == m * n);
-    let (a, b, c) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
-    let [rsa, csa, rsb, csb] = [rsa, csa, rsb, csb].map(|v| v as isize);
-    // SAFETY: the assert above keeps every index the product reads or writes in bounds.
-    unsafe { E::GEMM(m, k, n, E::ONE, a, rsa, csa, b, rsb, csb, E::ZERO, c, n as isize, 1) }
-}
-
-impl KernelFloat for f32 {
-    const ONE: Self = 1.0;
-    const ZERO: Self = 0.0;
-    #[inline(always)]
-    fn sigmoid(self) -> Self {
-        sigmoid_f32(self)
-    }
-    #[inline(always)]
-    fn tanh(self) -> Self {
-        tanh_f32(self)
-    }
-    const GEMM: RawGemm<Self> = matrixmultiply::sgemm;
-}
-
-impl KernelFloat for f64 {
-    const ONE: Self = 1.0;
-    const ZERO: Self = 0.0;
-    #[inline(always)]
-    fn sigmoid(self) -> Self {
-        1.0 / (1.0 + (-self).exp())
-    }
-    #[inline(always)]
-    fn tanh(self) -> Self {
-        f64::tanh(self)
-    }
-    const GEMM: RawGemm<Self> = matrixmultiply::dgemm;
-}
+impl KernelFloat for f32 {}
+impl KernelFloat for f64 {}
 
 /// A tensor's values, contiguous, and its `[rows, cols]`.
 fn values<E: KernelFloat>(t: &FlexTensor) -> (FlexTensor, usize, usize) {

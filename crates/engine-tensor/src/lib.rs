@@ -1,8 +1,8 @@
 //! The tensor engine: deep learning the way TensorFlow/Keras trains, on Burn.
 //!
-//! Mini-batches come from a shuffling, prefetching input pipeline ([`pipeline`]); with
-//! `workers` > 1 each global batch is split over that many replicas whose gradients are summed
-//! before one optimizer step ([`train`]); models are built with Keras's layer defaults
+//! Mini-batches come from a shuffling, prefetching input pipeline ([`pipeline`]); each global
+//! batch is split over the run's replicas (one per worker by default) whose gradients are summed
+//! before one optimizer step, all on a pool of the run's `workers` threads ([`train`]); models are built with Keras's layer defaults
 //! ([`model`]); per-epoch scalars go to TensorBoard event files ([`tensorboard`]).
 #![warn(missing_docs)]
 
@@ -17,11 +17,12 @@ use burn::module::Module;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use trainbench_data::Prepared;
-use trainbench_engine::{Engine, Error, ModelKind, ModelSpec, Result, RunContext, TrainLog, TrainedModel};
+use trainbench_engine::{Engine, EngineKind, Error, ModelKind, ModelSpec, Result, RunContext, TrainLog, TrainedModel};
 
 use crate::model::Net;
 use crate::params::Architecture;
-pub use crate::train::{Backend, Precision, TrainOptions};
+pub use crate::train::{Backend, TrainOptions};
+pub use trainbench_engine::Precision;
 
 /// The tensor engine with its run options.
 #[derive(Debug, Clone, Default)]
@@ -73,15 +74,16 @@ impl TrainedModel for TensorModel {
         Ok(train::predict_proba(&self.net, features, d, &self.device))
     }
 
-    fn to_json(&self) -> serde_json::Value {
-        let weights = train::encode_weights(&self.net).unwrap_or_default();
-        serde_json::to_value(SavedNet { architecture: self.architecture().clone(), weights }).unwrap_or_default()
+    fn to_json(&self) -> Result<serde_json::Value> {
+        let weights = train::encode_weights(&self.net)?;
+        serde_json::to_value(SavedNet { architecture: self.architecture().clone(), weights })
+            .map_err(|e| Error::ModelState(format!("cannot encode the model: {e}")))
     }
 }
 
 impl Engine for TensorEngine {
-    fn name(&self) -> &'static str {
-        "tensor"
+    fn kind(&self) -> EngineKind {
+        EngineKind::Tensor
     }
 
     fn fit(
@@ -98,7 +100,8 @@ impl Engine for TensorEngine {
         if classes < 2 {
             return Err(Error::Data(format!("the label has {classes} class; at least 2 are needed")));
         }
-        let (arch, params) = params::parse(spec.kind, spec.params.clone(), train.n_features, classes)?;
+        EngineKind::Tensor.check_model(spec.kind)?;
+        let (arch, params) = params::parse(spec.kind, &spec.params, train.n_features, classes)?;
         let (net, log) = train::fit(&arch, &params, train, valid, ctx, &self.options)?;
         // Predictions run on the CPU whatever the training device, like a saved Keras model
         // loaded for inference.
@@ -109,9 +112,9 @@ impl Engine for TensorEngine {
 
     fn load_model(&self, kind: ModelKind, state: &serde_json::Value) -> Result<Box<dyn TrainedModel>> {
         let saved: SavedNet = serde_json::from_value(state.clone())
-            .map_err(|e| Error::Data(format!("not a tensor-engine model: {e}")))?;
+            .map_err(|e| Error::ModelState(format!("not a tensor-engine model: {e}")))?;
         if saved.architecture.kind != kind {
-            return Err(Error::Data(format!(
+            return Err(Error::ModelState(format!(
                 "the model file holds a {} network, not {}",
                 saved.architecture.kind.name(),
                 kind.name()

@@ -17,48 +17,25 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, DType, Device, Int, Tensor, TensorData, activation};
 use serde::{Deserialize, Serialize};
 use trainbench_data::Prepared;
-use trainbench_engine::{Error, LogEntry, Result, RunContext, TrainLog};
+use trainbench_engine::{Error, LogEntry, Precision, Result, RunContext, TrainLog};
 
 use crate::model::{DropoutMasks, Net};
 use crate::params::{Architecture, OptimizerKind, Schedule, TrainParams};
 use crate::pipeline::{self, Batch};
 use crate::tensorboard::EventWriter;
 
-/// Numeric precision of the forward and backward passes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Precision {
-    /// float32 throughout.
-    #[default]
-    F32,
-    /// Mixed bfloat16: weights kept in float32, layers computed in bfloat16, loss in float32
-    /// (Keras's `mixed_bfloat16` policy).
-    Bf16,
-    /// Mixed float16 (Keras's `mixed_float16`).
-    F16,
-}
-
-impl Precision {
-    /// Parses `f32`, `bf16` or `f16`.
-    pub fn parse(text: &str) -> Result<Self> {
-        match text {
-            "f32" => Ok(Self::F32),
-            "bf16" => Ok(Self::Bf16),
-            "f16" => Ok(Self::F16),
-            other => Err(Error::InvalidParam {
-                name: "precision".into(),
-                value: other.into(),
-                expected: "f32, bf16 or f16".into(),
-            }),
-        }
-    }
-
-    fn dtype(self) -> Option<DType> {
-        match self {
-            Self::F32 => None,
-            Self::Bf16 => Some(DType::BF16),
-            Self::F16 => Some(DType::F16),
-        }
+/// The dtype the forward and backward passes run in under `precision`: none for f32 (no casts),
+/// bf16 / f16 for mixed precision (weights stay f32). f64 is the spark engine's.
+fn low_dtype(precision: Precision) -> Result<Option<DType>> {
+    match precision {
+        Precision::F32 => Ok(None),
+        Precision::Bf16 => Ok(Some(DType::BF16)),
+        Precision::F16 => Ok(Some(DType::F16)),
+        Precision::F64 => Err(Error::InvalidParam {
+            name: "precision".into(),
+            value: "f64".into(),
+            expected: "f32, bf16 or f16 for the tensor engine (f64 is the spark engine's MLP's)".into(),
+        }),
     }
 }
 
@@ -74,16 +51,8 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// Parses `cpu` / `flex` or `vulkan` / `gpu`.
-    pub fn parse(text: &str) -> Result<Self> {
-        match text {
-            "cpu" | "flex" => Ok(Self::Flex),
-            "gpu" | "vulkan" => Ok(Self::Vulkan),
-            other => {
-                Err(Error::InvalidParam { name: "device".into(), value: other.into(), expected: "cpu or gpu".into() })
-            }
-        }
-    }
+    /// The names, as the command line writes them (`flex` and `vulkan` are accepted too).
+    pub const NAMES: &'static [&'static str] = &["cpu", "gpu"];
 
     /// The Burn device (without autodiff).
     pub fn device(self) -> Result<Device> {
@@ -92,7 +61,7 @@ impl Backend {
             #[cfg(feature = "gpu")]
             Self::Vulkan => Ok(Device::vulkan(Default::default())),
             #[cfg(not(feature = "gpu"))]
-            Self::Vulkan => Err(Error::Data(
+            Self::Vulkan => Err(Error::Backend(
                 "the gpu device needs trainbench built with `--features gpu` (Burn's Vulkan backend)".into(),
             )),
         }
@@ -107,10 +76,23 @@ impl Backend {
     }
 }
 
+impl std::str::FromStr for Backend {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "cpu" | "flex" => Ok(Self::Flex),
+            "gpu" | "vulkan" => Ok(Self::Vulkan),
+            other => {
+                Err(Error::InvalidParam { name: "device".into(), value: other.into(), expected: "cpu or gpu".into() })
+            }
+        }
+    }
+}
+
 /// Run options that are not model parameters.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TrainOptions {
-    /// Forward/backward precision.
+    /// Forward/backward precision: f32, or bf16 / f16 mixed.
     pub precision: Precision,
     /// Where to compute.
     pub backend: Backend,
@@ -122,15 +104,28 @@ pub struct TrainOptions {
     pub resume: bool,
 }
 
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            precision: Precision::F32,
+            backend: Backend::Flex,
+            tensorboard: None,
+            checkpoint_dir: None,
+            resume: false,
+        }
+    }
+}
+
 /// Encodes a network's weights (Burn's burnpack record) for a JSON model file or checkpoint.
 pub fn encode_weights(net: &Net) -> Result<String> {
-    let bytes = net.clone().into_record().into_bytes().map_err(|e| Error::Data(format!("saving weights: {e}")))?;
+    let bytes =
+        net.clone().into_record().into_bytes().map_err(|e| Error::ModelState(format!("saving weights: {e}")))?;
     Ok(BASE64.encode(&*bytes))
 }
 
 /// Loads weights written by [`encode_weights`] into a network of the same architecture.
 pub fn decode_weights(net: Net, text: &str) -> Result<Net> {
-    let bad = |e: String| Error::Data(format!("model weights are unreadable: {e}"));
+    let bad = |e: String| Error::ModelState(format!("model weights are unreadable: {e}"));
     let bytes = BASE64.decode(text).map_err(|e| bad(e.to_string()))?;
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| bad(e.to_string()))?;
     net.try_load_record(record).map_err(|e| bad(e.to_string()))
@@ -201,39 +196,78 @@ struct ReplicaStep {
     correct: usize,
 }
 
-struct StepInput<'a> {
-    features: &'a [f32],
-    labels: &'a [u32],
+/// How every step of an epoch runs: the split over replicas, the arithmetic, the class weights.
+struct StepSetup<'a> {
     n_features: usize,
-    /// Rows of the whole global batch: each replica's loss is its sum over this count, so the
-    /// summed gradients equal the global batch's mean gradient.
-    global_rows: usize,
+    replicas: usize,
     class_weights: Option<&'a [f32]>,
-    precision: Precision,
+    /// The low-precision dtype of mixed precision; none for f32.
+    dtype: Option<DType>,
+    device: &'a Device,
+    seed: u64,
+    epoch: usize,
 }
 
-fn replica_step(net: &Net, input: &StepInput<'_>, device: &Device, masks: &mut DropoutMasks) -> Result<ReplicaStep> {
-    let rows = input.labels.len();
-    let x = Tensor::<2>::from_data(TensorData::new(input.features.to_vec(), [rows, input.n_features]), device);
-    let logits = match input.precision.dtype() {
-        None => net.forward(x, Some(masks)),
-        Some(dtype) => {
-            let low = net.clone().map(&mut CastWeights(dtype));
-            low.forward(x.cast(dtype), Some(masks)).cast(DType::F32)
+impl StepSetup<'_> {
+    /// One global batch: every replica's gradients on its contiguous slice of it, each loss
+    /// summed over the slice and divided by the global batch's rows, so the gradients summed
+    /// over the replicas are exactly the global batch's mean gradient.
+    fn run(&self, net: &Net, batch: &Batch) -> Result<Vec<ReplicaStep>> {
+        let replicas = self.replicas.min(batch.rows).max(1);
+        if replicas == 1 {
+            return Ok(vec![self.replica(net, batch, 0, 1)?]);
         }
-    };
-    let targets: Vec<i64> = input.labels.iter().map(|&y| y as i64).collect();
-    let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [rows, 1]), device);
-    let correct = logits.clone().argmax(1).equal(targets.clone()).int().sum().into_scalar::<i64>() as usize;
-    let mut picked = activation::log_softmax(logits, 1).gather(1, targets);
-    if let Some(weights) = input.class_weights {
-        let w: Vec<f32> = input.labels.iter().map(|&y| weights[y as usize]).collect();
-        picked = picked * Tensor::<2>::from_data(TensorData::new(w, [rows, 1]), device);
+        // The replicas run as tasks of the fit's pool, the one flex's parallel operations use:
+        // on threads of their own, both replicas' operations queued their parallel parts on that
+        // pool and waited for them, with more runnable threads than cores.
+        let mut results: Vec<Option<Result<ReplicaStep>>> = (0..replicas).map(|_| None).collect();
+        rayon::scope(|scope| {
+            for (r, slot) in results.iter_mut().enumerate() {
+                scope.spawn(move |_| {
+                    // A panic stays in its replica and becomes an error, as a thread's join did.
+                    let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.replica(net, batch, r, replicas)
+                    }));
+                    *slot = Some(step.unwrap_or_else(|_| Err(Error::Backend("a replica panicked".into()))));
+                });
+            }
+        });
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::Backend("a replica did not finish".into()))))
+            .collect()
     }
-    let loss = picked.sum().mul_scalar(-1.0 / input.global_rows as f64);
-    let loss_value = loss.clone().into_scalar::<f64>();
-    let grads = GradientsParams::from_grads(loss.backward(), net);
-    Ok(ReplicaStep { grads, loss: loss_value, correct })
+
+    /// Replica `r` of `replicas`: forward, weighted cross-entropy, backward on its slice.
+    fn replica(&self, net: &Net, batch: &Batch, r: usize, replicas: usize) -> Result<ReplicaStep> {
+        let rows = (r + 1) * batch.rows / replicas - r * batch.rows / replicas;
+        let first = r * batch.rows / replicas;
+        let d = self.n_features;
+        let labels = &batch.labels[first..first + rows];
+        let net = net.clone().map(&mut OwnLeaves);
+        let mut masks = DropoutMasks::new(self.seed, self.epoch, batch.step, r);
+        let features = batch.features[first * d..(first + rows) * d].to_vec();
+        let x = Tensor::<2>::from_data(TensorData::new(features, [rows, d]), self.device);
+        let logits = match self.dtype {
+            None => net.forward(x, Some(&mut masks)),
+            Some(dtype) => {
+                let low = net.clone().map(&mut CastWeights(dtype));
+                low.forward(x.cast(dtype), Some(&mut masks)).cast(DType::F32)
+            }
+        };
+        let targets: Vec<i64> = labels.iter().map(|&y| y as i64).collect();
+        let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [rows, 1]), self.device);
+        let correct = logits.clone().argmax(1).equal(targets.clone()).int().sum().into_scalar::<i64>() as usize;
+        let mut picked = activation::log_softmax(logits, 1).gather(1, targets);
+        if let Some(weights) = self.class_weights {
+            let w: Vec<f32> = labels.iter().map(|&y| weights[y as usize]).collect();
+            picked = picked * Tensor::<2>::from_data(TensorData::new(w, [rows, 1]), self.device);
+        }
+        let loss = picked.sum().mul_scalar(-1.0 / batch.rows as f64);
+        let loss_value = loss.clone().into_scalar::<f64>();
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        Ok(ReplicaStep { grads, loss: loss_value, correct })
+    }
 }
 
 /// Mean cross-entropy and accuracy of `net` (without autodiff) on `data`, scored as the spark
@@ -295,7 +329,8 @@ impl Checkpoint {
     fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(CHECKPOINT_FILE);
         let bytes = std::fs::read(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::Data(format!("{}: not a checkpoint: {e}", path.display())))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::ModelState(format!("{}: not a checkpoint: {e}", path.display())))
     }
 }
 
@@ -315,7 +350,7 @@ fn check_memory(arch: &Architecture, p: &TrainParams, replicas: usize) -> Result
     if let Some(available) = available_memory()
         && bytes as u64 > available
     {
-        return Err(Error::Data(format!(
+        return Err(Error::Resources(format!(
             "the model needs about {:.1} GiB to train ({weights} weights, batch {}), but only {:.1} GiB \
              is available; use smaller layers or a smaller batch_size",
             bytes as f64 / (1u64 << 30) as f64,
@@ -378,260 +413,321 @@ fn fit_on_pool(
     check_memory(arch, p, replicas)?;
     let plain = opts.backend.device()?;
     let device = plain.clone().autodiff();
-    if let Some(dtype) = opts.precision.dtype() {
+    let dtype = low_dtype(opts.precision)?;
+    if let Some(dtype) = dtype {
         check_precision(&device, dtype, opts.backend)?;
     }
     plain.seed(ctx.seed);
-    let mut net = Net::new(arch, &device)?;
-    let mut optim = optimizer(p);
-    let class_weights = p.balanced_class_weights.then(|| balanced_weights(&train.labels, arch.classes));
-
-    let mut start_epoch = 0;
-    let mut entries = Vec::new();
-    let mut best: Option<(f64, Net)> = None;
-    let mut bad_epochs = 0;
-    let (mut elapsed_before, mut eval_before) = (0.0, 0.0);
-    let mut resumed_epochs = None;
+    let mut state = State::new(arch, p, &device)?;
     if opts.resume {
-        let dir =
-            opts.checkpoint_dir.as_deref().ok_or_else(|| Error::Data("--resume needs --checkpoint-dir".into()))?;
-        let ck = Checkpoint::load(dir)?;
-        // Only `epochs` may change: a finished run can be extended, as with Keras's initial_epoch.
-        let same_params = TrainParams { epochs: p.epochs, ..ck.params.clone() } == *p;
-        if ck.arch != *arch
-            || !same_params
-            || ck.seed != ctx.seed
-            || ck.replicas != replicas
-            || ck.precision != opts.precision
-        {
-            return Err(Error::Data(format!(
-                "the checkpoint in {} was made with other settings (model, parameters, seed, replicas or \
-                 precision); resume with the same ones (only epochs may change)",
-                dir.display()
-            )));
-        }
-        net = decode_weights(net, &ck.weights)?;
-        let opt_bytes = BASE64.decode(&ck.optimizer).map_err(|e| Error::Data(format!("checkpoint optimizer: {e}")))?;
-        let record = OptimizerRecord::from_bytes(Bytes::from_bytes_vec(opt_bytes))
-            .map_err(|e| Error::Data(format!("checkpoint optimizer: {e}")))?;
-        optim = optim.load_record(record);
-        if let Some((loss, w)) = &ck.best {
-            best = Some((*loss, decode_weights(Net::new(arch, &device)?, w)?));
-        }
-        start_epoch = ck.epoch;
-        bad_epochs = ck.bad_epochs;
-        entries = ck.entries;
-        elapsed_before = ck.elapsed_seconds;
-        eval_before = ck.eval_seconds;
-        resumed_epochs = Some(ck.epoch);
+        let dir = opts
+            .checkpoint_dir
+            .as_deref()
+            .ok_or_else(|| Error::ModelState("--resume needs --checkpoint-dir".into()))?;
+        let settings = Settings { arch, params: p, seed: ctx.seed, replicas, precision: opts.precision };
+        state.resume(dir, &settings, &device)?;
     }
-
-    let mut boards = match &opts.tensorboard {
-        Some(dir) => {
-            let io = |source| Error::Io { path: dir.clone(), source };
-            Some((
-                EventWriter::create(&dir.join("train")).map_err(io)?,
-                EventWriter::create(&dir.join("validation")).map_err(io)?,
-            ))
-        }
-        None => None,
-    };
-
+    let mut board = opts.tensorboard.as_deref().map(Board::create).transpose()?;
+    let class_weights = p.balanced_class_weights.then(|| balanced_weights(&train.labels, arch.classes));
     let started = Instant::now();
-    // Validation scoring in this fit: left out of the log's training times.
-    let mut eval_seconds = 0.0;
     let mut stop_reason = "max_epochs".to_owned();
-    let steps_per_epoch = train.labels.len().div_ceil(p.batch_size) as u64;
-    for epoch in start_epoch..p.epochs {
-        let epoch_started = Instant::now();
-        let lr = learning_rate(p, epoch);
-        let (mut loss_sum, mut correct, mut rows_seen) = (0.0f64, 0usize, 0usize);
-        let result: Result<()> = std::thread::scope(|scope| {
-            let batches = pipeline::prefetch(scope, train, p.batch_size, ctx.seed, epoch);
-            for batch in batches {
-                check_batch(&batch, train, epoch + 1)?;
-                let steps = run_step(
-                    &net,
-                    &batch,
-                    train.n_features,
-                    replicas,
-                    &class_weights,
-                    opts.precision,
-                    &device,
-                    ctx.seed,
-                    epoch,
-                )?;
-                let loss: f64 = steps.iter().map(|s| s.loss).sum();
-                if !loss.is_finite() {
-                    return Err(Error::Data(format!(
-                        "training diverged at epoch {}, step {}: loss is {loss}{}",
-                        epoch + 1,
-                        batch.step,
-                        if opts.checkpoint_dir.is_some() { "; the last good checkpoint is kept" } else { "" }
-                    )));
-                }
-                loss_sum += loss * batch.rows as f64;
-                correct += steps.iter().map(|s| s.correct).sum::<usize>();
-                rows_seen += batch.rows;
-                let multi =
-                    MultiGradientsParams { grads: steps.into_iter().map(|s| (s.grads, device.clone())).collect() };
-                net = optim.step_multi(lr, net.clone(), multi);
-                if let Some((tb, _)) = boards.as_mut()
-                    && p.log_every_steps > 0
-                    && batch.step % p.log_every_steps == 0
-                {
-                    let global_step = epoch as u64 * steps_per_epoch + batch.step as u64;
-                    tb.scalar("batch_loss", global_step, loss).map_err(|e| Error::Data(format!("tensorboard: {e}")))?;
-                }
-            }
-            Ok(())
-        });
-        result?;
-        let epoch_seconds = epoch_started.elapsed().as_secs_f64();
-        let train_loss = loss_sum / rows_seen.max(1) as f64;
-        let train_acc = correct as f64 / rows_seen.max(1) as f64;
-        let training_seconds = elapsed_before + started.elapsed().as_secs_f64() - eval_seconds;
-        let (valid_loss, valid_acc) = if valid.labels.is_empty() {
-            (None, None)
-        } else {
-            let clock = Instant::now();
-            let (l, a) = evaluate(&net.valid(), valid, &plain);
-            eval_seconds += clock.elapsed().as_secs_f64();
-            (Some(l), Some(a))
+    for epoch in state.epochs_done..p.epochs {
+        let setup = StepSetup {
+            n_features: train.n_features,
+            replicas,
+            class_weights: class_weights.as_deref(),
+            dtype,
+            device: &device,
+            seed: ctx.seed,
+            epoch,
         };
-        let mut extra = BTreeMap::new();
-        extra.insert("accuracy".to_owned(), train_acc);
-        extra.insert("learning_rate".to_owned(), lr);
-        extra.insert("epoch_seconds".to_owned(), epoch_seconds);
-        extra.insert("rows_per_second".to_owned(), rows_seen as f64 / epoch_seconds.max(1e-9));
-        entries.push(LogEntry {
+        let lr = learning_rate(p, epoch);
+        let done = state.train_epoch(&setup, train, p, lr, board.as_mut(), opts.checkpoint_dir.is_some())?;
+        let training_seconds = state.elapsed_before + started.elapsed().as_secs_f64() - state.eval_seconds;
+        let (valid_loss, valid_accuracy) = state.validate(valid, &plain);
+        let entry = LogEntry {
             step: epoch + 1,
-            loss: train_loss,
+            loss: done.loss,
             valid_loss,
-            valid_accuracy: valid_acc,
+            valid_accuracy,
             elapsed_seconds: training_seconds,
-            extra: extra.clone(),
-        });
-        if let Some((tb_train, tb_valid)) = boards.as_mut() {
-            let e = (epoch + 1) as u64;
-            let write = |tb: &mut EventWriter, tag: &str, v: f64| tb.scalar(tag, e, v);
-            let res = (|| {
-                write(tb_train, "epoch_loss", train_loss)?;
-                write(tb_train, "epoch_accuracy", train_acc)?;
-                write(tb_train, "epoch_learning_rate", lr)?;
-                write(tb_train, "epoch_rows_per_second", extra["rows_per_second"])?;
-                if let (Some(l), Some(a)) = (valid_loss, valid_acc) {
-                    write(tb_valid, "epoch_loss", l)?;
-                    write(tb_valid, "epoch_accuracy", a)?;
-                }
-                tb_train.flush()?;
-                tb_valid.flush()
-            })();
-            res.map_err(|e| Error::Data(format!("tensorboard: {e}")))?;
+            extra: BTreeMap::from([
+                ("accuracy".to_owned(), done.accuracy),
+                ("learning_rate".to_owned(), lr),
+                ("epoch_seconds".to_owned(), done.seconds),
+                ("rows_per_second".to_owned(), done.rows as f64 / done.seconds.max(1e-9)),
+            ]),
+        };
+        if let Some(board) = board.as_mut() {
+            board.epoch(&entry)?;
         }
-
-        // Early stopping on the validation loss (Keras's EarlyStopping with
-        // restore_best_weights=True).
-        let mut stop = false;
-        if let Some(l) = valid_loss.filter(|_| p.patience > 0) {
-            if best.as_ref().is_none_or(|(b, _)| l < *b) {
-                best = Some((l, net.clone()));
-                bad_epochs = 0;
-            } else {
-                bad_epochs += 1;
-                stop = bad_epochs >= p.patience;
-            }
-        }
+        state.entries.push(entry);
+        state.epochs_done = epoch + 1;
+        let stop = state.stopping.update(valid_loss.filter(|_| p.patience > 0), &state.net, p.patience);
         if let Some(dir) = &opts.checkpoint_dir {
-            Checkpoint {
-                format: 1,
-                epoch: epoch + 1,
-                arch: arch.clone(),
-                params: p.clone(),
-                seed: ctx.seed,
-                replicas,
-                precision: opts.precision,
-                weights: encode_weights(&net)?,
-                optimizer: BASE64.encode(&*optim.to_record().into_bytes().map_err(|e| Error::Data(e.to_string()))?),
-                best: match &best {
-                    Some((l, b)) => Some((*l, encode_weights(b)?)),
-                    None => None,
-                },
-                bad_epochs,
-                entries: entries.clone(),
-                elapsed_seconds: elapsed_before + started.elapsed().as_secs_f64() - eval_seconds,
-                eval_seconds: eval_before + eval_seconds,
-            }
-            .save(dir)?;
+            let settings = Settings { arch, params: p, seed: ctx.seed, replicas, precision: opts.precision };
+            state.checkpoint(&settings, started)?.save(dir)?;
         }
         if stop {
             stop_reason = format!("early stopping after epoch {}", epoch + 1);
             break;
         }
     }
-    if let Some((_, b)) = best {
-        net = b;
-    }
-    let log = TrainLog {
-        entries,
-        fit_seconds: elapsed_before + eval_before + started.elapsed().as_secs_f64(),
-        stop_reason,
-        eval_seconds: eval_before + eval_seconds,
-        resumed_epochs,
-    };
-    Ok((net.valid(), log))
+    Ok(state.finish(started, stop_reason))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_step(
-    net: &Net,
-    batch: &Batch,
-    n_features: usize,
-    replicas: usize,
-    class_weights: &Option<Vec<f32>>,
-    precision: Precision,
-    device: &Device,
+/// What a checkpoint must match to be resumed.
+struct Settings<'a> {
+    arch: &'a Architecture,
+    params: &'a TrainParams,
     seed: u64,
-    epoch: usize,
-) -> Result<Vec<ReplicaStep>> {
-    let rows = batch.rows;
-    let replicas = replicas.min(rows);
-    let slice = |r: usize| (r * rows / replicas)..((r + 1) * rows / replicas);
-    let input = |r: usize| {
-        let range = slice(r);
-        StepInput {
-            features: &batch.features[range.start * n_features..range.end * n_features],
-            labels: &batch.labels[range],
-            n_features,
-            global_rows: rows,
-            class_weights: class_weights.as_deref(),
-            precision,
+    replicas: usize,
+    precision: Precision,
+}
+
+/// Keras's EarlyStopping on the validation loss with `restore_best_weights=True`.
+#[derive(Default)]
+struct EarlyStopping {
+    best: Option<(f64, Net)>,
+    bad_epochs: usize,
+}
+
+impl EarlyStopping {
+    /// Takes an epoch's validation loss (none when early stopping is off); true when training
+    /// should stop.
+    fn update(&mut self, valid_loss: Option<f64>, net: &Net, patience: usize) -> bool {
+        let Some(loss) = valid_loss else { return false };
+        if self.best.as_ref().is_none_or(|(b, _)| loss < *b) {
+            self.best = Some((loss, net.clone()));
+            self.bad_epochs = 0;
+            false
+        } else {
+            self.bad_epochs += 1;
+            self.bad_epochs >= patience
         }
-    };
-    if replicas == 1 {
-        let mut masks = DropoutMasks::new(seed, epoch, batch.step, 0);
-        let replica = net.clone().map(&mut OwnLeaves);
-        return Ok(vec![replica_step(&replica, &input(0), device, &mut masks)?]);
     }
-    // The replicas run as tasks of rayon's pool, the one flex's parallel operations use: on
-    // threads of their own, both replicas' operations queued their parallel parts on that pool
-    // and waited for them, with more runnable threads than cores.
-    let mut results: Vec<Option<Result<ReplicaStep>>> = (0..replicas).map(|_| None).collect();
-    rayon::scope(|scope| {
-        for (r, slot) in results.iter_mut().enumerate() {
-            let replica = net.clone().map(&mut OwnLeaves);
-            let step_input = input(r);
-            scope.spawn(move |_| {
-                let mut masks = DropoutMasks::new(seed, epoch, batch.step, r);
-                // A panic stays in its replica and becomes an error, as a thread's join did.
-                let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    replica_step(&replica, &step_input, device, &mut masks)
-                }));
-                *slot = Some(step.unwrap_or_else(|_| Err(Error::Data("a replica panicked".into()))));
-            });
+}
+
+/// TensorBoard's event files of a run: `train/` and `validation/`, as Keras's callback writes.
+struct Board {
+    train: EventWriter,
+    valid: EventWriter,
+    dir: PathBuf,
+}
+
+impl Board {
+    fn create(dir: &Path) -> Result<Self> {
+        let io = |source| Error::Io { path: dir.to_owned(), source };
+        Ok(Self {
+            train: EventWriter::create(&dir.join("train")).map_err(io)?,
+            valid: EventWriter::create(&dir.join("validation")).map_err(io)?,
+            dir: dir.to_owned(),
+        })
+    }
+
+    fn io(&self, source: std::io::Error) -> Error {
+        Error::Io { path: self.dir.clone(), source }
+    }
+
+    fn batch_loss(&mut self, global_step: u64, loss: f64) -> Result<()> {
+        self.train.scalar("batch_loss", global_step, loss).map_err(|e| self.io(e))
+    }
+
+    /// The epoch's scalars under Keras's tags.
+    fn epoch(&mut self, entry: &LogEntry) -> Result<()> {
+        let e = entry.step as u64;
+        let write = |tb: &mut EventWriter, tag: &str, v: f64| tb.scalar(tag, e, v);
+        let res = (|| {
+            write(&mut self.train, "epoch_loss", entry.loss)?;
+            for (tag, key) in [
+                ("epoch_accuracy", "accuracy"),
+                ("epoch_learning_rate", "learning_rate"),
+                ("epoch_rows_per_second", "rows_per_second"),
+            ] {
+                write(&mut self.train, tag, entry.extra[key])?;
+            }
+            if let (Some(l), Some(a)) = (entry.valid_loss, entry.valid_accuracy) {
+                write(&mut self.valid, "epoch_loss", l)?;
+                write(&mut self.valid, "epoch_accuracy", a)?;
+            }
+            self.train.flush()?;
+            self.valid.flush()
+        })();
+        res.map_err(|e| self.io(e))
+    }
+}
+
+/// What one epoch of training did.
+struct EpochDone {
+    loss: f64,
+    accuracy: f64,
+    seconds: f64,
+    rows: usize,
+}
+
+/// The fit's state between epochs: what a checkpoint holds.
+struct State {
+    net: Net,
+    optim: ModuleOptimizer,
+    stopping: EarlyStopping,
+    entries: Vec<LogEntry>,
+    epochs_done: usize,
+    /// Training seconds and validation seconds of earlier fits this one resumes.
+    elapsed_before: f64,
+    eval_before: f64,
+    /// Validation seconds of this fit.
+    eval_seconds: f64,
+    resumed_epochs: Option<usize>,
+}
+
+impl State {
+    fn new(arch: &Architecture, p: &TrainParams, device: &Device) -> Result<Self> {
+        Ok(Self {
+            net: Net::new(arch, device)?,
+            optim: optimizer(p),
+            stopping: EarlyStopping::default(),
+            entries: Vec::new(),
+            epochs_done: 0,
+            elapsed_before: 0.0,
+            eval_before: 0.0,
+            eval_seconds: 0.0,
+            resumed_epochs: None,
+        })
+    }
+
+    /// Continues from the checkpoint in `dir`, which must have been made with the same settings
+    /// (only `epochs` may grow, as with Keras's `initial_epoch`).
+    fn resume(&mut self, dir: &Path, s: &Settings, device: &Device) -> Result<()> {
+        let ck = Checkpoint::load(dir)?;
+        let same_params = TrainParams { epochs: s.params.epochs, ..ck.params.clone() } == *s.params;
+        if ck.arch != *s.arch
+            || !same_params
+            || ck.seed != s.seed
+            || ck.replicas != s.replicas
+            || ck.precision != s.precision
+        {
+            return Err(Error::ModelState(format!(
+                "the checkpoint in {} was made with other settings (model, parameters, seed, replicas or \
+                 precision); resume with the same ones (only epochs may change)",
+                dir.display()
+            )));
         }
-    });
-    results.into_iter().map(|r| r.unwrap_or_else(|| Err(Error::Data("a replica did not finish".into())))).collect()
+        self.net = decode_weights(self.net.clone(), &ck.weights)?;
+        let unreadable = |e: String| Error::ModelState(format!("checkpoint optimizer: {e}"));
+        let opt_bytes = BASE64.decode(&ck.optimizer).map_err(|e| unreadable(e.to_string()))?;
+        let record =
+            OptimizerRecord::from_bytes(Bytes::from_bytes_vec(opt_bytes)).map_err(|e| unreadable(e.to_string()))?;
+        self.optim = std::mem::replace(&mut self.optim, optimizer(s.params)).load_record(record);
+        if let Some((loss, w)) = &ck.best {
+            self.stopping.best = Some((*loss, decode_weights(Net::new(s.arch, device)?, w)?));
+        }
+        self.stopping.bad_epochs = ck.bad_epochs;
+        self.epochs_done = ck.epoch;
+        self.entries = ck.entries;
+        self.elapsed_before = ck.elapsed_seconds;
+        self.eval_before = ck.eval_seconds;
+        self.resumed_epochs = Some(ck.epoch);
+        Ok(())
+    }
+
+    /// One pass over the training rows, batches prefetched on a background thread.
+    fn train_epoch(
+        &mut self,
+        setup: &StepSetup,
+        train: &Prepared,
+        p: &TrainParams,
+        lr: f64,
+        mut board: Option<&mut Board>,
+        checkpointing: bool,
+    ) -> Result<EpochDone> {
+        let started = Instant::now();
+        let epoch = setup.epoch;
+        let steps_per_epoch = train.labels.len().div_ceil(p.batch_size) as u64;
+        let (mut loss_sum, mut correct, mut rows_seen) = (0.0f64, 0usize, 0usize);
+        std::thread::scope(|scope| -> Result<()> {
+            for batch in pipeline::prefetch(scope, train, p.batch_size, setup.seed, epoch) {
+                check_batch(&batch, train, epoch + 1)?;
+                let steps = setup.run(&self.net, &batch)?;
+                let loss: f64 = steps.iter().map(|s| s.loss).sum();
+                if !loss.is_finite() {
+                    return Err(Error::Diverged {
+                        at: format!("epoch {}, step {}", epoch + 1, batch.step),
+                        loss,
+                        checkpoint_kept: checkpointing && epoch > 0,
+                    });
+                }
+                loss_sum += loss * batch.rows as f64;
+                correct += steps.iter().map(|s| s.correct).sum::<usize>();
+                rows_seen += batch.rows;
+                let device = setup.device;
+                let multi =
+                    MultiGradientsParams { grads: steps.into_iter().map(|s| (s.grads, device.clone())).collect() };
+                self.net = self.optim.step_multi(lr, self.net.clone(), multi);
+                if let Some(board) = board.as_deref_mut()
+                    && p.log_every_steps > 0
+                    && batch.step % p.log_every_steps == 0
+                {
+                    board.batch_loss(epoch as u64 * steps_per_epoch + batch.step as u64, loss)?;
+                }
+            }
+            Ok(())
+        })?;
+        let n = rows_seen.max(1) as f64;
+        Ok(EpochDone {
+            loss: loss_sum / n,
+            accuracy: correct as f64 / n,
+            seconds: started.elapsed().as_secs_f64(),
+            rows: rows_seen,
+        })
+    }
+
+    /// Validation loss and accuracy (none without validation rows), timed apart from training.
+    fn validate(&mut self, valid: &Prepared, device: &Device) -> (Option<f64>, Option<f64>) {
+        if valid.labels.is_empty() {
+            return (None, None);
+        }
+        let clock = Instant::now();
+        let (loss, accuracy) = evaluate(&self.net.valid(), valid, device);
+        self.eval_seconds += clock.elapsed().as_secs_f64();
+        (Some(loss), Some(accuracy))
+    }
+
+    /// The checkpoint of the epochs done so far.
+    fn checkpoint(&self, s: &Settings, started: Instant) -> Result<Checkpoint> {
+        let optimizer = self.optim.to_record().into_bytes().map_err(|e| Error::ModelState(e.to_string()))?;
+        Ok(Checkpoint {
+            format: 1,
+            epoch: self.epochs_done,
+            arch: s.arch.clone(),
+            params: s.params.clone(),
+            seed: s.seed,
+            replicas: s.replicas,
+            precision: s.precision,
+            weights: encode_weights(&self.net)?,
+            optimizer: BASE64.encode(&*optimizer),
+            best: match &self.stopping.best {
+                Some((l, b)) => Some((*l, encode_weights(b)?)),
+                None => None,
+            },
+            bad_epochs: self.stopping.bad_epochs,
+            entries: self.entries.clone(),
+            elapsed_seconds: self.elapsed_before + started.elapsed().as_secs_f64() - self.eval_seconds,
+            eval_seconds: self.eval_before + self.eval_seconds,
+        })
+    }
+
+    /// The trained network (the best one when early stopping kept it) and the log.
+    fn finish(self, started: Instant, stop_reason: String) -> (Net, TrainLog) {
+        let net = self.stopping.best.map_or(self.net, |(_, b)| b);
+        let log = TrainLog {
+            entries: self.entries,
+            fit_seconds: self.elapsed_before + self.eval_before + started.elapsed().as_secs_f64(),
+            stop_reason,
+            eval_seconds: self.eval_before + self.eval_seconds,
+            resumed_epochs: self.resumed_epochs,
+        };
+        (net.valid(), log)
+    }
 }
 
 /// Checks that the backend can compute in `dtype` (a matmul and its backward), so an unsupported
@@ -645,6 +741,6 @@ fn check_precision(device: &Device, dtype: DType, backend: Backend) -> Result<()
     });
     match probe {
         Ok(true) => Ok(()),
-        _ => Err(Error::Data(format!("the {} backend cannot train in {dtype:?} precision", backend.name()))),
+        _ => Err(Error::Backend(format!("the {} backend cannot train in {dtype:?} precision", backend.name()))),
     }
 }

@@ -9,7 +9,7 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use trainbench_data::Prepared;
-use trainbench_engine::{Engine, ModelKind, ModelSpec, ParamMap, RunContext, TrainedModel};
+use trainbench_engine::{Engine, ModelKind, ModelSpec, ParamMap, Params, RunContext, TrainedModel};
 use trainbench_engine_tensor::model::Net;
 use trainbench_engine_tensor::params::parse;
 use trainbench_engine_tensor::{Precision, TensorEngine, TrainOptions};
@@ -76,12 +76,10 @@ fn accuracy(model: &dyn TrainedModel, data: &Prepared) -> f64 {
     hits as f64 / data.labels.len() as f64
 }
 
+/// `kind` with parameters written as text, as `--param` gives them.
 fn spec(kind: ModelKind, params: &[(&str, &str)]) -> ModelSpec {
-    let mut p = ParamMap::new();
-    for (k, v) in params {
-        p = p.with(k, v);
-    }
-    ModelSpec { kind, params: p }
+    let text = ParamMap(params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    ModelSpec { kind, params: text.to_params() }
 }
 
 fn empty_like(d: &Prepared) -> Prepared {
@@ -157,11 +155,10 @@ fn recurrent_models_read_steps_of_several_values() {
         assert!(acc >= 0.93, "{} over 10 steps of 2 reached only {acc:.3}", kind.name());
     }
     // The steps are part of the architecture: 2 values per step is a wider input transform.
-    let (one, _) = parse(ModelKind::Lstm, ParamMap::new().with("units", "4"), 20, 2).unwrap();
-    let (two, _) =
-        parse(ModelKind::Lstm, ParamMap::new().with("units", "4").with("step_features", "2"), 20, 2).unwrap();
+    let (one, _) = parse(ModelKind::Lstm, &Params::new().with("units", 4), 20, 2).unwrap();
+    let (two, _) = parse(ModelKind::Lstm, &Params::new().with("units", 4).with("step_features", 2), 20, 2).unwrap();
     assert_eq!(two.weight_count().unwrap() - one.weight_count().unwrap(), 4 * 4);
-    let err = parse(ModelKind::Gru, ParamMap::new().with("step_features", "3"), 20, 2).unwrap_err();
+    let err = parse(ModelKind::Gru, &Params::new().with("step_features", 3), 20, 2).unwrap_err();
     assert!(err.to_string().contains("a divisor of the 20 features"), "{err}");
 }
 
@@ -208,11 +205,7 @@ impl ModuleMapper for Perturb {
 fn check_gradients(kind: ModelKind, params: &[(&str, &str)], d: usize) {
     let device = Device::flex().autodiff();
     device.seed(7);
-    let mut map = ParamMap::new();
-    for (k, v) in params {
-        map = map.with(k, v);
-    }
-    let (arch, _) = parse(kind, map, d, 3).unwrap();
+    let (arch, _) = parse(kind, &spec(kind, params).params, d, 3).unwrap();
     let net = Net::new(&arch, &device).unwrap().map(&mut Perturb { target: None });
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let rows = 3;
@@ -312,9 +305,9 @@ fn resume_reaches_the_uninterrupted_weights_and_save_load_predicts_the_same() {
     assert_eq!(a, b, "resumed run differs from the uninterrupted one");
 
     let engine = TensorEngine::default();
-    let loaded = engine.load_model(ModelKind::Mlp, &resumed.to_json()).unwrap();
+    let loaded = engine.load_model(ModelKind::Mlp, &resumed.to_json().unwrap()).unwrap();
     assert_eq!(loaded.predict_proba(&valid.features).unwrap(), b);
-    assert!(engine.load_model(ModelKind::Lstm, &resumed.to_json()).is_err());
+    assert!(engine.load_model(ModelKind::Lstm, &resumed.to_json().unwrap()).is_err());
 }
 
 #[test]

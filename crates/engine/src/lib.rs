@@ -6,13 +6,16 @@
 //! engine's probabilities the same way.
 #![warn(missing_docs)]
 
-pub mod fastmath;
+pub mod kernels;
+pub mod params;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use trainbench_data::{FittedPreprocessor, Prepared};
+
+pub use params::{ParamMap, Params, Precision};
 
 /// What went wrong in an engine.
 #[derive(Debug, thiserror::Error)]
@@ -29,17 +32,30 @@ pub enum Error {
         expected: String,
     },
     /// Training stopped because the loss became NaN or infinite.
-    #[error("training diverged at iteration {iteration}: loss is {loss}")]
+    #[error("training diverged at {at}: loss is {loss}{}", if *checkpoint_kept { "; the last good checkpoint is kept" } else { "" })]
     Diverged {
-        /// Iteration (or epoch) where it happened.
-        iteration: usize,
+        /// Where: "iteration 12", "epoch 1, step 40".
+        at: String,
         /// The loss value.
         loss: f64,
+        /// Whether a checkpoint of the last good epoch is on disk.
+        checkpoint_kept: bool,
     },
-    /// The data cannot be used (one class, non-finite values, wrong width).
+    /// The training data cannot be used (one class, non-finite values, wrong width).
     #[error("bad training data: {0}")]
     Data(String),
-    /// Reading or writing a model file.
+    /// A model's state cannot be read or written: a malformed model file or checkpoint, weights
+    /// that do not encode, an architecture that does not match.
+    #[error("{0}")]
+    ModelState(String),
+    /// The compute backend cannot do what was asked (a precision, a device, a replica that
+    /// failed).
+    #[error("{0}")]
+    Backend(String),
+    /// The machine cannot give what the run needs (memory, threads).
+    #[error("{0}")]
+    Resources(String),
+    /// Reading or writing a file.
     #[error("{}: {source}", path.display())]
     Io {
         /// The file.
@@ -47,6 +63,13 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+}
+
+impl Error {
+    /// Divergence at `at` ("iteration 12"), with no checkpoint to fall back on.
+    pub fn diverged(at: impl Into<String>, loss: f64) -> Self {
+        Error::Diverged { at: at.into(), loss, checkpoint_kept: false }
+    }
 }
 
 /// Result alias of this crate.
@@ -84,6 +107,9 @@ impl ModelKind {
         ModelKind::Cnn2d,
     ];
 
+    /// The names, as the command line writes them.
+    pub const NAMES: &'static [&'static str] = &["lr", "tree", "mlp", "cnn", "lstm", "gru", "cnn2d"];
+
     /// The model named `name` (as [`ModelKind::name`] writes it).
     pub fn from_name(name: &str) -> Option<ModelKind> {
         Self::ALL.into_iter().find(|k| k.name() == name)
@@ -103,94 +129,107 @@ impl ModelKind {
     }
 }
 
-/// Model parameters as the user gave them, by name (`max_iter` → `"50"`), like Spark's ParamMap.
-///
-/// Each engine reads the ones its model knows into a typed `*Params` struct whose defaults are
-/// the upstream library's, then calls [`ParamMap::finish`], which refuses any parameter left
-/// over, so a parameter that does not apply to the model is an error rather than ignored.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ParamMap(pub BTreeMap<String, String>);
-
-impl ParamMap {
-    /// An empty map (all defaults).
-    pub fn new() -> Self {
-        Self::default()
+impl std::str::FromStr for ModelKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::from_name(s).ok_or_else(|| Error::InvalidParam {
+            name: "model".into(),
+            value: s.into(),
+            expected: Self::NAMES.join(", "),
+        })
     }
+}
 
-    /// Sets `name` to `value`.
-    pub fn with(mut self, name: &str, value: impl ToString) -> Self {
-        self.0.insert(name.to_owned(), value.to_string());
-        self
-    }
+/// The two paradigms: the registry of engines, their names and their models. The CLI builds an
+/// engine from its kind and run options (`cli::engines::build`); nothing else names engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineKind {
+    /// Spark MLlib's: partitions, tree aggregation, L-BFGS (embedded, or on Spark through Spark
+    /// Connect).
+    Spark,
+    /// TensorFlow/Keras's: mini-batches, replicas, Adam (on Burn).
+    Tensor,
+}
 
-    fn take_parsed<T: std::str::FromStr>(&mut self, name: &str, default: T, expected: &str) -> Result<T> {
-        match self.0.remove(name) {
-            None => Ok(default),
-            Some(v) => v.trim().parse::<T>().map_err(|_| Error::InvalidParam {
-                name: name.to_owned(),
-                value: v.clone(),
-                expected: expected.to_owned(),
-            }),
+impl EngineKind {
+    /// Both engines, spark first (the order of every table).
+    pub const ALL: [EngineKind; 2] = [EngineKind::Spark, EngineKind::Tensor];
+
+    /// The names, as the command line writes them.
+    pub const NAMES: &'static [&'static str] = &["spark", "tensor"];
+
+    /// The name.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Spark => "spark",
+            EngineKind::Tensor => "tensor",
         }
     }
 
-    /// Takes a real number.
-    pub fn take_f64(&mut self, name: &str, default: f64) -> Result<f64> {
-        self.take_parsed(name, default, "a number")
-    }
-
-    /// Takes a non-negative integer.
-    pub fn take_usize(&mut self, name: &str, default: usize) -> Result<usize> {
-        self.take_parsed(name, default, "a whole number >= 0")
-    }
-
-    /// Takes a boolean (`true` / `false`).
-    pub fn take_bool(&mut self, name: &str, default: bool) -> Result<bool> {
-        self.take_parsed(name, default, "true or false")
-    }
-
-    /// Takes a string.
-    pub fn take_string(&mut self, name: &str, default: &str) -> String {
-        self.0.remove(name).unwrap_or_else(|| default.to_owned())
-    }
-
-    /// Takes a comma-separated list of whole numbers.
-    pub fn take_usize_list(&mut self, name: &str) -> Result<Option<Vec<usize>>> {
-        match self.0.remove(name) {
-            None => Ok(None),
-            Some(v) => v
-                .split(',')
-                .map(|x| x.trim().parse::<usize>())
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map(Some)
-                .map_err(|_| Error::InvalidParam {
-                    name: name.to_owned(),
-                    value: v.clone(),
-                    expected: "comma-separated whole numbers, e.g. 64,64".to_owned(),
-                }),
+    /// The models it trains.
+    pub fn models(self) -> &'static [ModelKind] {
+        match self {
+            EngineKind::Spark => &[ModelKind::Lr, ModelKind::Tree, ModelKind::Mlp],
+            EngineKind::Tensor => &[ModelKind::Mlp, ModelKind::Cnn, ModelKind::Lstm, ModelKind::Gru, ModelKind::Cnn2d],
         }
     }
 
-    /// Fails if any parameter was not taken: it does not apply to `model`.
-    pub fn finish(self, model: ModelKind) -> Result<()> {
-        match self.0.into_iter().next() {
-            None => Ok(()),
-            Some((name, value)) => Err(Error::InvalidParam {
-                name,
-                value,
-                expected: format!("no such parameter for model '{}'", model.name()),
-            }),
+    /// An error unless this engine trains `model`, naming the engine that does.
+    pub fn check_model(self, model: ModelKind) -> Result<()> {
+        if self.models().contains(&model) {
+            return Ok(());
         }
+        let others: Vec<&str> =
+            Self::ALL.iter().filter(|e| **e != self && e.models().contains(&model)).map(|e| e.name()).collect();
+        Err(Error::InvalidParam {
+            name: "model".into(),
+            value: model.name().into(),
+            expected: format!(
+                "{} for the {} engine{}",
+                self.models().iter().map(|m| m.name()).collect::<Vec<_>>().join(", "),
+                self.name(),
+                if others.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} is the {} engine's)", model.name(), others.join(", "))
+                }
+            ),
+        })
+    }
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL.into_iter().find(|e| e.name() == s).ok_or_else(|| Error::InvalidParam {
+            name: "engine".into(),
+            value: s.into(),
+            expected: Self::NAMES.join(" or "),
+        })
     }
 }
 
 /// What to train: a model and its parameters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelSpec {
     /// The model.
     pub kind: ModelKind,
     /// Its parameters; unset ones take the engine's defaults.
-    pub params: ParamMap,
+    pub params: Params,
+}
+
+impl ModelSpec {
+    /// `kind` with every parameter at its default.
+    pub fn new(kind: ModelKind) -> Self {
+        Self { kind, params: Params::new() }
+    }
+
+    /// Sets parameter `name` to `value`.
+    pub fn with(mut self, name: &str, value: impl Serialize) -> Self {
+        self.params.set(name, value);
+        self
+    }
 }
 
 /// Run-wide settings an engine honours.
@@ -232,7 +271,7 @@ impl RunContext {
             .num_threads(self.workers.max(1))
             .thread_name(move |i| format!("{name}-{i}"))
             .build()
-            .map_err(|e| Error::Data(format!("cannot start {} worker threads: {e}", self.workers)))
+            .map_err(|e| Error::Resources(format!("cannot start {} worker threads: {e}", self.workers)))
     }
 }
 
@@ -305,13 +344,13 @@ pub trait TrainedModel: Send + Sync {
     fn predict_proba(&self, features: &[f32]) -> Result<Vec<f32>>;
 
     /// The model's state, for saving; [`Engine::load_model`] reads it back.
-    fn to_json(&self) -> serde_json::Value;
+    fn to_json(&self) -> Result<serde_json::Value>;
 }
 
 /// A training paradigm: Spark MLlib's or TensorFlow/Keras's.
 pub trait Engine {
-    /// The engine's name ("spark", "tensor").
-    fn name(&self) -> &'static str;
+    /// Which engine it is.
+    fn kind(&self) -> EngineKind;
 
     /// Trains `spec` on `train`, using `valid` (possibly empty) where the model has a use for it.
     fn fit(
@@ -402,17 +441,17 @@ mod tests {
     }
 
     #[test]
-    fn param_map_types_defaults_and_leftovers() {
-        let mut p = ParamMap::new().with("max_iter", 50).with("tol", "1e-4").with("bogus", 1);
-        assert_eq!(p.take_usize("max_iter", 100).unwrap(), 50);
-        assert_eq!(p.take_f64("tol", 1e-6).unwrap(), 1e-4);
-        assert_eq!(p.take_f64("reg_param", 0.0).unwrap(), 0.0);
-        let err = p.finish(ModelKind::Lr).unwrap_err().to_string();
-        assert_eq!(err, "invalid parameter bogus = 1: no such parameter for model 'lr'");
-        let mut q = ParamMap::new().with("layers", "64,x");
-        assert!(q.take_usize_list("layers").unwrap_err().to_string().contains("comma-separated"));
-        let mut r = ParamMap::new().with("fit_intercept", "yes");
-        assert!(r.take_bool("fit_intercept", true).is_err());
+    fn engines_name_their_models() {
+        assert_eq!("tensor".parse::<EngineKind>().unwrap(), EngineKind::Tensor);
+        assert!(EngineKind::Spark.check_model(ModelKind::Mlp).is_ok());
+        let err = EngineKind::Spark.check_model(ModelKind::Lstm).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid parameter model = lstm: lr, tree, mlp for the spark engine (lstm is the tensor engine's)"
+        );
+        assert!("svm".parse::<ModelKind>().unwrap_err().to_string().contains("lr, tree, mlp, cnn"));
+        let spec = ModelSpec::new(ModelKind::Lr).with("max_iter", 5);
+        assert_eq!(spec.params.get("max_iter"), Some(&serde_json::json!(5)));
     }
 
     #[test]

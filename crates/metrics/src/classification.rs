@@ -27,6 +27,26 @@ pub enum Metric {
 }
 
 impl Metric {
+    /// Every metric, in the order reports list them.
+    pub const ALL: [Metric; 7] = [
+        Metric::Accuracy,
+        Metric::PrecisionMacro,
+        Metric::RecallMacro,
+        Metric::F1Macro,
+        Metric::F1Weighted,
+        Metric::RocAuc,
+        Metric::LogLoss,
+    ];
+
+    /// The names, as the command line and results.json write them.
+    pub const NAMES: &'static [&'static str] =
+        &["accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_weighted", "roc_auc", "log_loss"];
+
+    /// The name.
+    pub fn name(self) -> &'static str {
+        Self::NAMES[Self::ALL.iter().position(|m| *m == self).unwrap_or(0)]
+    }
+
     /// Whether a larger value is better (false only for log-loss).
     pub fn higher_is_better(self) -> bool {
         !matches!(self, Metric::LogLoss)
@@ -264,6 +284,17 @@ fn log_loss(y_true: &[u32], proba: &[f32], classes: usize) -> f64 {
         .map(|(&t, row)| -f64::from(row[t as usize]).clamp(LOG_LOSS_EPS, 1.0 - LOG_LOSS_EPS).ln())
         .sum();
     total / y_true.len() as f64
+}
+
+impl std::str::FromStr for Metric {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Self::NAMES
+            .iter()
+            .position(|n| *n == s)
+            .map(|i| Self::ALL[i])
+            .ok_or_else(|| format!("'{s}' is not one of {}", Self::NAMES.join(", ")))
+    }
 }
 
 #[cfg(test)]

@@ -2,31 +2,73 @@
 //! finish, and a report folder (results.json, metrics.csv, tensorboard/, report.html).
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar};
 use rand::SeedableRng;
-use rand::seq::IndexedRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
 use trainbench_data::{GenOptions, Generator, Prepared, PreparedData, generate, prepare, write_quarantine};
-use trainbench_engine::{ModelKind, ModelSpec, ParamMap, RunContext};
+use trainbench_engine::params::text_value;
+use trainbench_engine::{EngineKind, ModelKind, ModelSpec, Params};
 use trainbench_metrics::PhaseTimers;
 
-use crate::args::LoadArgs;
-use crate::cmd::prepare::PrepArgs;
-use crate::cmd::train::{EngineArg, RunArgs, engine};
-use crate::cmd::tune::take_rows;
-use crate::cmd::{cluster, runner};
-use crate::output;
-use crate::report::{self, DataInfo, Machine, Results, RunRecord, Scores, SweepPoint};
+use crate::args::{LoadArgs, PrepArgs, RunArgs, RunKey, by_from_str};
+use crate::report;
+use crate::results::{DataInfo, Machine, Results, RunRecord, RunStatus, SweepPoint};
+use crate::runner::{RunFailed, RunPlan};
+use crate::{cluster, engines, output, runner};
 
 /// Rows of the built-in data set when `--data` is not given.
-const DEFAULT_ROWS: u64 = 100_000;
+pub const DEFAULT_ROWS: u64 = 100_000;
+
+/// The runs of the default study.
+pub const DEFAULT_RUNS: &str = "spark:lr,spark:tree,spark:mlp,tensor:mlp,tensor:cnn,tensor:lstm";
+
+/// A model parameter for the runs whose engine and model match its scope:
+/// `[ENGINE.][MODEL.]NAME=VALUE` (`tensor.epochs=3`, `mlp.hidden=64,64`, `spark.lr.max_iter=50`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScopedParam {
+    /// Engine and model names the parameter is limited to (none: every run).
+    pub scope: Vec<String>,
+    /// The parameter.
+    pub name: String,
+    /// Its value, typed.
+    pub value: Value,
+}
+
+impl ScopedParam {
+    /// `value` for `name` in the runs of `engine` and `model` only.
+    pub fn for_run(engine: EngineKind, model: ModelKind, name: &str, value: Value) -> Self {
+        Self { scope: vec![engine.name().into(), model.name().into()], name: name.into(), value }
+    }
+
+    fn applies_to(&self, engine: EngineKind, model: ModelKind) -> bool {
+        self.scope.iter().all(|s| s == engine.name() || s == model.name())
+    }
+}
+
+impl FromStr for ScopedParam {
+    type Err = String;
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let (key, value) = text.split_once('=').ok_or_else(|| format!("--param '{text}' is not KEY=VALUE"))?;
+        let mut parts: Vec<String> = key.trim().split('.').map(str::to_owned).collect();
+        let name = parts.pop().unwrap_or_default();
+        for s in &parts {
+            if s.parse::<EngineKind>().is_err() && s.parse::<ModelKind>().is_err() {
+                return Err(format!("--param {key}: '{}' is not an engine or model name", parts.join(".")));
+            }
+        }
+        Ok(Self { scope: parts, name, value: text_value(value.trim()) })
+    }
+}
 
 /// What every study command shares: data, preparation, runs, parameters, output.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct StudyArgs {
     /// The data file (CSV, Parquet, or IDX images). Without it, a generated HIGGS-like data set
     /// of --rows rows is written into the output folder and used.
@@ -40,17 +82,13 @@ pub struct StudyArgs {
     #[command(flatten)]
     pub prep: PrepArgs,
     /// The runs, as ENGINE:MODEL, comma-separated.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "spark:lr,spark:tree,spark:mlp,tensor:mlp,tensor:cnn,tensor:lstm"
-    )]
-    pub runs: Vec<String>,
+    #[arg(long, value_delimiter = ',', default_value = DEFAULT_RUNS, value_parser = by_from_str::<RunKey>)]
+    pub runs: Vec<RunKey>,
     /// A model parameter, as [ENGINE.][MODEL.]NAME=VALUE (e.g. tensor.epochs=3, mlp.hidden=64,64,
     /// spark.lr.max_iter=50); repeatable. Unset parameters take each engine's defaults, except
     /// the study defaults listed in the README (equal-capacity MLPs, tensor epochs and batch).
-    #[arg(long = "param", value_name = "KEY=VALUE")]
-    pub params: Vec<String>,
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = by_from_str::<ScopedParam>)]
+    pub params: Vec<ScopedParam>,
     /// Runs of each model with seeds seed, seed+1, ...; the answers give means and 95 % intervals
     /// and say when a difference is inside the noise of the seeds.
     #[arg(long, default_value_t = 3)]
@@ -94,112 +132,37 @@ pub struct ScaleArgs {
 
 /// Parameters the study sets unless the user does: the two MLPs get equal capacity, and the
 /// tensor models a batch and epoch count that finish the default study in minutes.
-const STUDY_DEFAULTS: &[(&str, &str)] =
-    &[("mlp.hidden", "64,64"), ("tensor.epochs", "5"), ("tensor.batch_size", "128")];
+fn study_defaults() -> Vec<ScopedParam> {
+    ["mlp.hidden=64,64", "tensor.epochs=5", "tensor.batch_size=128"].iter().filter_map(|p| p.parse().ok()).collect()
+}
 
-/// One run to make.
+/// One run to make (before seeds).
 #[derive(Debug, Clone)]
 struct Planned {
-    engine: EngineArg,
+    engine: EngineKind,
     spec: ModelSpec,
     sweep: Option<SweepPoint>,
 }
 
-fn parse_runs(runs: &[String]) -> Result<Vec<(EngineArg, ModelKind)>> {
-    runs.iter()
-        .map(|r| {
-            let (e, m) = r.split_once(':').with_context(|| format!("run '{r}' is not ENGINE:MODEL (e.g. spark:lr)"))?;
-            let engine = match e.trim() {
-                "spark" => EngineArg::Spark,
-                "tensor" => EngineArg::Tensor,
-                other => bail!("unknown engine '{other}' in run '{r}' (spark or tensor)"),
-            };
-            let model =
-                ModelKind::from_name(m.trim()).with_context(|| format!("unknown model '{}' in run '{r}'", m.trim()))?;
-            Ok((engine, model))
-        })
-        .collect()
+/// The parameters of (engine, model): study defaults, then the user's that apply.
+fn params_for(engine: EngineKind, model: ModelKind, user: &[ScopedParam]) -> Params {
+    let mut params = Params::new();
+    for p in study_defaults().iter().chain(user).filter(|p| p.applies_to(engine, model)) {
+        params.0.insert(p.name.clone(), p.value.clone());
+    }
+    params
 }
 
-fn engine_name(e: EngineArg) -> &'static str {
-    match e {
-        EngineArg::Spark => "spark",
-        EngineArg::Tensor => "tensor",
-    }
-}
-
-/// The parameters of (engine, model): study defaults, then the user's `--param`s that apply.
-fn params_for(engine: EngineArg, model: ModelKind, user: &[String]) -> Result<ParamMap> {
-    let mut map = ParamMap::new();
-    let (e, m) = (engine_name(engine), model.name());
-    let mut apply = |key: &str, value: &str| -> Result<()> {
-        let parts: Vec<&str> = key.split('.').collect();
-        let (scope, name) = parts.split_at(parts.len() - 1);
-        let applies = scope.iter().all(|s| *s == e || *s == m);
-        let known = scope.iter().all(|s| ["spark", "tensor"].contains(s) || ModelKind::from_name(s).is_some());
-        if !known {
-            bail!("--param {key}: '{}' is not an engine or model name", scope.join("."));
-        }
-        if applies {
-            map.0.insert(name[0].to_owned(), value.to_owned());
-        }
-        Ok(())
-    };
-    for (k, v) in STUDY_DEFAULTS {
-        apply(k, v)?;
-    }
-    for p in user {
-        let (k, v) = p.split_once('=').with_context(|| format!("--param '{p}' is not KEY=VALUE"))?;
-        apply(k.trim(), v.trim())?;
-    }
-    // Study defaults that a model does not have (tensor epochs on... every tensor model has them)
-    // are applied only where the scope matches, so nothing is left over.
-    Ok(map)
-}
-
-/// Generates the built-in data set into `out` unless it is there already.
-fn builtin_data(out: &Path, rows: u64, seed: u64, quiet: bool) -> Result<PathBuf> {
-    let path = out.join(format!("higgs-like-{rows}.csv"));
-    if !path.exists() {
-        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-        let bar = output::bar(rows, "generating the built-in HIGGS-like data", quiet);
-        generate(&path, &GenOptions { generator: Generator::HiggsLike, rows, seed }, &mut |d| bar.set_position(d))
-            .with_context(|| format!("cannot generate {}", path.display()))?;
-        bar.finish_and_clear();
-    }
-    Ok(path)
-}
-
-/// `rows` rows of `data`: a prefix of a seeded permutation, or draws with replacement above 1.
-fn subsample(data: &Prepared, fraction: f64, seed: u64) -> Prepared {
-    let n = data.labels.len();
-    let want = ((n as f64 * fraction).round() as usize).max(1);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5ca1e);
-    let all: Vec<usize> = (0..n).collect();
-    let rows: Vec<usize> = if want <= n {
-        let mut order = all.clone();
-        rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rng);
-        order.truncate(want);
-        order
-    } else {
-        (0..want).map(|_| *all.choose(&mut rng).unwrap_or(&0)).collect()
-    };
-    take_rows(data, &rows)
+fn planned(study: &StudyArgs, sweep: Option<SweepPoint>) -> impl Iterator<Item = Planned> + '_ {
+    study.runs.iter().map(move |k| Planned {
+        engine: k.engine,
+        spec: ModelSpec { kind: k.model, params: params_for(k.engine, k.model, &study.params) },
+        sweep,
+    })
 }
 
 pub fn run_compare(args: CompareArgs) -> Result<()> {
-    let plan = || -> Result<Vec<Planned>> {
-        parse_runs(&args.study.runs)?
-            .into_iter()
-            .map(|(engine, kind)| {
-                Ok(Planned {
-                    engine,
-                    spec: ModelSpec { kind, params: params_for(engine, kind, &args.study.params)? },
-                    sweep: None,
-                })
-            })
-            .collect()
-    };
+    let plan: Vec<Planned> = planned(&args.study, None).collect();
     run_study("compare", &args.study, &plan)
 }
 
@@ -217,30 +180,67 @@ pub fn run_scale(args: ScaleArgs) -> Result<()> {
         bail!("--workers-list must be at least 1");
     }
     let max_workers = *workers.iter().max().unwrap_or(&1);
-    let plan = || -> Result<Vec<Planned>> {
-        let mut out = Vec::new();
-        for (engine, kind) in parse_runs(&args.study.runs)? {
-            let spec = ModelSpec { kind, params: params_for(engine, kind, &args.study.params)? };
-            // Time against rows at the most workers; speedup against workers on all rows.
-            for &fraction in &args.fractions {
-                out.push(Planned {
-                    engine,
-                    spec: spec.clone(),
-                    sweep: Some(SweepPoint { fraction, workers: max_workers }),
-                });
-            }
-            // A cluster's workers are its own: runs through --spark-remote sweep rows only.
-            let on_cluster = engine == EngineArg::Spark && args.study.run.spark_remote.is_some();
-            for &w in workers.iter().filter(|&&w| !on_cluster && (w != max_workers || !args.fractions.contains(&1.0))) {
-                out.push(Planned { engine, spec: spec.clone(), sweep: Some(SweepPoint { fraction: 1.0, workers: w }) });
-            }
+    let mut plan = Vec::new();
+    for base in planned(&args.study, None) {
+        // Time against rows at the most workers; speedup against workers on all rows.
+        for &fraction in &args.fractions {
+            plan.push(Planned { sweep: Some(SweepPoint { fraction, workers: max_workers }), ..base.clone() });
         }
-        Ok(out)
-    };
+        // A cluster's workers are its own: runs through --spark-remote sweep rows only.
+        let on_cluster = base.engine == EngineKind::Spark && args.study.run.spark_remote.is_some();
+        for &w in workers.iter().filter(|&&w| !on_cluster && (w != max_workers || !args.fractions.contains(&1.0))) {
+            plan.push(Planned { sweep: Some(SweepPoint { fraction: 1.0, workers: w }), ..base.clone() });
+        }
+    }
     run_study("scale", &args.study, &plan)
 }
 
-fn run_study(command: &str, study: &StudyArgs, plan: &dyn Fn() -> Result<Vec<Planned>>) -> Result<()> {
+/// The data of a study: where from, and the prepared rows unless every run is on a cluster.
+struct StudyData {
+    path: PathBuf,
+    generated: bool,
+    local: Option<PreparedData>,
+    prepare_seconds: f64,
+    /// The process's memory peak while loading and preparing.
+    prepare_peak: u64,
+}
+
+fn load_study_data(study: &StudyArgs, plan: &[Planned]) -> Result<StudyData> {
+    let quiet = study.json;
+    let (path, generated) = match &study.data {
+        Some(p) => (p.clone(), false),
+        None => (builtin_data(&study.out, study.rows, study.prep.seed, quiet)?, true),
+    };
+    let mut prep = study.prep.to_options(&study.load)?;
+    // Time to target and early stopping need validation rows: a study holds out 10 % unless told.
+    if study.prep.valid_fraction == 0.0 {
+        prep.split.valid_fraction = 0.1;
+    }
+    // With only cluster runs, Spark reads the file and the rows never pass through here.
+    let all_on_cluster = study.run.spark_remote.is_some() && plan.iter().all(|p| p.engine == EngineKind::Spark);
+    let started = Instant::now();
+    let local = if all_on_cluster {
+        None
+    } else {
+        let spinner = output::spinner(&format!("preparing {}", path.display()), quiet);
+        let data = prepare(&path, &prep, &mut PhaseTimers::new())?;
+        spinner.finish_and_clear();
+        if !data.quarantine.is_empty() {
+            write_quarantine(&study.prep.quarantine, &data.quarantine)
+                .with_context(|| format!("cannot write {}", study.prep.quarantine.display()))?;
+        }
+        Some(data)
+    };
+    Ok(StudyData {
+        path,
+        generated,
+        local,
+        prepare_seconds: started.elapsed().as_secs_f64(),
+        prepare_peak: trainbench_metrics::process_peak_rss(),
+    })
+}
+
+fn run_study(command: &str, study: &StudyArgs, plan: &[Planned]) -> Result<()> {
     if study.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
@@ -249,106 +249,15 @@ fn run_study(command: &str, study: &StudyArgs, plan: &dyn Fn() -> Result<Vec<Pla
     {
         bail!("--target-accuracy must be above 0 and at most 1, got {t}");
     }
-    let quiet = study.json;
-    let (path, generated) = match &study.data {
-        Some(p) => (p.clone(), false),
-        None => (builtin_data(&study.out, study.rows, study.prep.seed, quiet)?, true),
-    };
-    let mut prep = study.prep.to_options(&study.load)?;
-    // Early stopping needs validation rows; a study holds out 10 % unless told otherwise.
-    if study.prep.valid_fraction == 0.0 {
-        prep.split.valid_fraction = 0.1;
+    let data = load_study_data(study, plan)?;
+    let total = plan.len() * study.seeds;
+    if !study.json {
+        print_header(command, study, &data, total);
     }
-    let planned = plan()?;
-    // With only cluster runs, Spark reads the file and the rows never pass through here.
-    let remote = study.run.spark_remote.as_deref();
-    let all_on_cluster = remote.is_some() && planned.iter().all(|p| p.engine == EngineArg::Spark);
-    let mut timers = PhaseTimers::new();
-    let started = Instant::now();
-    let local = if all_on_cluster {
-        None
-    } else {
-        let spinner = output::spinner(&format!("preparing {}", path.display()), quiet);
-        let data = prepare(&path, &prep, &mut timers)?;
-        spinner.finish_and_clear();
-        if !data.quarantine.is_empty() {
-            write_quarantine(&study.prep.quarantine, &data.quarantine)
-                .with_context(|| format!("cannot write {}", study.prep.quarantine.display()))?;
-        }
-        Some(data)
-    };
-    let prepare_seconds = started.elapsed().as_secs_f64();
-    // What loading and preparing took of the process's memory: part of each run's whole-process
-    // peak, as if it had run alone.
-    let prepare_peak = trainbench_metrics::process_peak_rss();
-    let total = planned.len() * study.seeds;
-    if !quiet {
-        match &local {
-            Some(data) => println!(
-                "{command}: {total} runs on {} ({} train / {} valid / {} test rows, {} features), report in {}",
-                path.display(),
-                data.train.rows(),
-                data.valid.rows(),
-                data.test.rows(),
-                data.train.n_features,
-                study.out.display()
-            ),
-            None => println!("{command}: {total} runs on {}, report in {}", path.display(), study.out.display()),
-        }
-        if let Some(remote) = remote {
-            println!(
-                "spark runs on Spark through {remote}: Spark reads the file, splits it (randomSplit, not stratified) \
-                 and preprocesses it itself"
-            );
-        }
-    }
-    let bars = MultiProgress::new();
-    let overall = if quiet { ProgressBar::hidden() } else { bars.add(output::bar(total as u64, "runs", false)) };
-    let header = [
-        "engine", "model", "seed", "cores", "rows", "fit s", "iters", "s/epoch", "accuracy", "F1", "AUC", "CPU s",
-        "busy", "peak fit", "peak all",
-    ];
-    if !quiet {
-        bars.suspend(|| println!("{}", format_row(&header.map(String::from))));
-    }
-    let mut runs = Vec::new();
-    for p in &planned {
-        for k in 0..study.seeds {
-            let seed = study.prep.seed + k as u64;
-            let mut ctx = study.run.context(seed);
-            if let Some(s) = p.sweep {
-                ctx.workers = s.workers;
-            }
-            let sampled = match (p.sweep, &local) {
-                (Some(s), Some(data)) if s.fraction != 1.0 => Some(subsample(&data.train, s.fraction, seed)),
-                _ => None,
-            };
-            let local_data = local.as_ref().map(|d| (sampled.as_ref().unwrap_or(&d.train), d));
-            let e = engine_name(p.engine);
-            let id = match p.sweep {
-                Some(s) => format!("{e}/{}/seed{seed}/x{}/w{}", p.spec.kind.name(), s.fraction, s.workers),
-                None => format!("{e}/{}/seed{seed}", p.spec.kind.name()),
-            };
-            let spinner = if quiet {
-                ProgressBar::hidden()
-            } else {
-                bars.insert_before(&overall, output::spinner(&format!("training {id}"), false))
-            };
-            let record = one_run(study, &path, p, &id, local_data, &ctx, prepare_peak);
-            spinner.finish_and_clear();
-            bars.remove(&spinner);
-            if !quiet {
-                bars.suspend(|| println!("{}", format_row(&table_row(&record))));
-            }
-            runs.push(record);
-            overall.inc(1);
-        }
-    }
-    overall.finish_and_clear();
-
+    let mut runs = run_all(study, plan, &data)?;
     let comparisons = report::compare_families(&mut runs, study.target_accuracy);
     let results = Results {
-        schema_version: report::SCHEMA_VERSION,
+        schema_version: crate::results::SCHEMA_VERSION,
         command: command.to_owned(),
         created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         trainbench_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -359,40 +268,166 @@ fn run_study(command: &str, study: &StudyArgs, plan: &dyn Fn() -> Result<Vec<Pla
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect(),
         machine: Machine::current(),
-        data: match &local {
-            Some(data) => DataInfo {
-                source: path.display().to_string(),
-                generated,
-                train_rows: data.train.rows(),
-                valid_rows: data.valid.rows(),
-                test_rows: data.test.rows(),
-                features: data.train.n_features,
-                classes: data.train.class_names.clone(),
-                prepare_seconds,
-            },
-            // Spark's split, as the first cluster run that finished saw it.
-            None => {
-                let first = runs.iter().find_map(|r| Some((r, r.cluster.as_ref()?)));
-                DataInfo {
-                    source: path.display().to_string(),
-                    generated,
-                    train_rows: first.map_or(0, |(r, _)| r.train_rows),
-                    valid_rows: 0,
-                    test_rows: first.map_or(0, |(_, c)| c.test_rows),
-                    features: first.map_or(0, |(_, c)| c.features),
-                    classes: first.map_or_else(Vec::new, |(_, c)| c.classes.clone()),
-                    prepare_seconds: first.map_or(0.0, |(_, c)| c.read_seconds + c.preprocess_seconds),
-                }
-            }
-        },
+        data: data_info(&data, &runs),
         runs,
         comparisons,
     };
     report::write_all(&study.out, &results)?;
-    if quiet {
+    if study.json {
         println!("{}", serde_json::to_string(&results)?);
-        return Ok(());
+    } else {
+        print_summary(study, &results);
     }
+    let failed = results.runs.iter().filter(|r| r.status == RunStatus::Failed).count();
+    if failed > 0 {
+        return Err(RunFailed(format!(
+            "{failed} of {} runs failed (each with its reason in {})",
+            results.runs.len(),
+            study.out.join("results.json").display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+fn print_header(command: &str, study: &StudyArgs, data: &StudyData, total: usize) {
+    match &data.local {
+        Some(d) => println!(
+            "{command}: {total} runs on {} ({} train / {} valid / {} test rows, {} features), report in {}",
+            data.path.display(),
+            d.train.rows(),
+            d.valid.rows(),
+            d.test.rows(),
+            d.train.n_features,
+            study.out.display()
+        ),
+        None => println!("{command}: {total} runs on {}, report in {}", data.path.display(), study.out.display()),
+    }
+    if let Some(remote) = &study.run.spark_remote {
+        println!(
+            "spark runs on Spark through {remote}: Spark reads the file, splits it (randomSplit, not stratified) \
+             and preprocesses it itself"
+        );
+    }
+}
+
+/// Every planned run, for every seed, printed as it finishes.
+fn run_all(study: &StudyArgs, plan: &[Planned], data: &StudyData) -> Result<Vec<RunRecord>> {
+    let quiet = study.json;
+    let bars = MultiProgress::new();
+    let total = (plan.len() * study.seeds) as u64;
+    let overall = if quiet { ProgressBar::hidden() } else { bars.add(output::bar(total, "runs", false)) };
+    if !quiet {
+        bars.suspend(|| println!("{}", format_row(&HEADER.map(String::from))));
+    }
+    let mut runs = Vec::new();
+    for p in plan {
+        for k in 0..study.seeds {
+            let seed = study.prep.seed + k as u64;
+            let mut ctx = study.run.context(seed);
+            if let Some(s) = p.sweep {
+                ctx.workers = s.workers;
+            }
+            let e = p.engine.name();
+            let id = match p.sweep {
+                Some(s) => format!("{e}/{}/seed{seed}/x{}/w{}", p.spec.kind.name(), s.fraction, s.workers),
+                None => format!("{e}/{}/seed{seed}", p.spec.kind.name()),
+            };
+            let run_plan = RunPlan {
+                id,
+                engine: p.engine,
+                spec: &p.spec,
+                ctx,
+                precision: study.run.precision_of(p.engine, &p.spec.params),
+                sweep: p.sweep,
+            };
+            let spinner = if quiet {
+                ProgressBar::hidden()
+            } else {
+                bars.insert_before(&overall, output::spinner(&format!("training {}", run_plan.id), false))
+            };
+            let record = one_run(study, &run_plan, data);
+            spinner.finish_and_clear();
+            bars.remove(&spinner);
+            if !quiet {
+                bars.suspend(|| println!("{}", format_row(&table_row(&record))));
+            }
+            runs.push(record);
+            overall.inc(1);
+        }
+    }
+    overall.finish_and_clear();
+    Ok(runs)
+}
+
+/// One run, on the cluster or here; a failure is recorded with its reason.
+fn one_run(study: &StudyArgs, plan: &RunPlan, data: &StudyData) -> RunRecord {
+    if let (EngineKind::Spark, Some(remote)) = (plan.engine, &study.run.spark_remote) {
+        let mut record = plan.record(0);
+        let fraction = plan.sweep.map_or(1.0, |s| s.fraction);
+        match cluster::fit_on_cluster(remote, &data.path, &study.load, &study.prep, plan.spec, plan.ctx.seed, fraction)
+        {
+            Ok(o) => cluster::fill_record(&mut record, o),
+            Err(err) => {
+                record.workers = 0;
+                record.error = Some(format!("{err:#}"));
+            }
+        }
+        return record;
+    }
+    let Some(d) = &data.local else {
+        let mut record = plan.record(0);
+        record.error = Some("no local data was prepared for this run".into());
+        return record;
+    };
+    let sampled = plan.sweep.filter(|s| s.fraction != 1.0).map(|s| subsample(&d.train, s.fraction, plan.ctx.seed));
+    let train = sampled.as_ref().unwrap_or(&d.train);
+    let mut run_args = study.run.clone();
+    if plan.engine == EngineKind::Tensor && run_args.tensorboard.is_none() {
+        run_args.tensorboard = Some(study.out.join("tensorboard").join(plan.id.replace('/', "_")));
+    }
+    let engine = engines::build(plan.engine, &run_args);
+    match runner::fit_and_score(engine.as_ref(), plan, (train, &d.valid, &d.test), data.prepare_peak) {
+        Ok(trained) => trained.record,
+        Err(err) => {
+            let mut record = plan.record(train.rows());
+            record.error = Some(format!("{err:#}"));
+            record
+        }
+    }
+}
+
+fn data_info(data: &StudyData, runs: &[RunRecord]) -> DataInfo {
+    let source = data.path.display().to_string();
+    match &data.local {
+        Some(d) => DataInfo {
+            source,
+            generated: data.generated,
+            train_rows: d.train.rows(),
+            valid_rows: d.valid.rows(),
+            test_rows: d.test.rows(),
+            features: d.train.n_features,
+            classes: d.train.class_names.clone(),
+            prepare_seconds: data.prepare_seconds,
+        },
+        // Spark's split, as the first cluster run that finished saw it.
+        None => {
+            let first = runs.iter().find_map(|r| Some((r, r.cluster.as_ref()?)));
+            DataInfo {
+                source,
+                generated: data.generated,
+                train_rows: first.map_or(0, |(r, _)| r.train_rows),
+                valid_rows: 0,
+                test_rows: first.map_or(0, |(_, c)| c.test_rows),
+                features: first.map_or(0, |(_, c)| c.features),
+                classes: first.map_or_else(Vec::new, |(_, c)| c.classes.clone()),
+                prepare_seconds: first.map_or(0.0, |(_, c)| c.read_seconds + c.preprocess_seconds),
+            }
+        }
+    }
+}
+
+fn print_summary(study: &StudyArgs, results: &Results) {
     let groups = report::groups(&results.runs);
     if study.seeds > 1 {
         println!("\nmeans over {} seeds (95 % intervals):", study.seeds);
@@ -418,111 +453,47 @@ fn run_study(command: &str, study: &StudyArgs, plan: &dyn Fn() -> Result<Vec<Pla
         );
     }
     println!();
-    for (q, a) in report::answers(&results) {
+    for (q, a) in report::answers(results) {
         println!("{q}\n  {a}");
     }
-    let failed = results.runs.iter().filter(|r| r.scores.is_none()).count();
-    println!(
-        "\nreport: {}{}",
-        study.out.join("report.html").display(),
-        if failed > 0 { format!(" ({failed} runs failed; see results.json)") } else { String::new() }
-    );
-    Ok(())
+    println!("\nreport: {}", study.out.join("report.html").display());
 }
 
-/// One run; `local` is (training rows, all prepared data), absent when every run is on the cluster.
-fn one_run(
-    study: &StudyArgs,
-    data_path: &Path,
-    p: &Planned,
-    id: &str,
-    local: Option<(&Prepared, &PreparedData)>,
-    ctx: &RunContext,
-    prepare_peak: u64,
-) -> RunRecord {
-    let e = engine_name(p.engine);
-    let mut run_args = study.run.clone();
-    if p.engine == EngineArg::Tensor && run_args.tensorboard.is_none() {
-        run_args.tensorboard = Some(study.out.join("tensorboard").join(id.replace('/', "_")));
+/// Generates the built-in data set into `out` unless it is there already.
+fn builtin_data(out: &Path, rows: u64, seed: u64, quiet: bool) -> Result<PathBuf> {
+    let path = out.join(format!("higgs-like-{rows}.csv"));
+    if !path.exists() {
+        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+        let bar = output::bar(rows, "generating the built-in HIGGS-like data", quiet);
+        generate(&path, &GenOptions { generator: Generator::HiggsLike, rows, seed }, &mut |d| bar.set_position(d))
+            .with_context(|| format!("cannot generate {}", path.display()))?;
+        bar.finish_and_clear();
     }
-    let mut record = RunRecord {
-        id: id.to_owned(),
-        engine: e.to_owned(),
-        model: p.spec.kind.name().to_owned(),
-        seed: ctx.seed,
-        workers: ctx.workers,
-        replicas: (p.engine == EngineArg::Tensor).then(|| ctx.replicas_or_workers()),
-        partitions: (p.engine == EngineArg::Spark).then(|| ctx.partitions_or_default()),
-        precision: match p.engine {
-            EngineArg::Spark => p.spec.params.0.get("precision").cloned().unwrap_or_else(|| "f64".into()),
-            EngineArg::Tensor => study.run.precision.clone().unwrap_or_else(|| "f32".into()),
-        },
-        train_rows: local.map_or(0, |(train, _)| train.rows()),
-        params: p.spec.params.0.clone(),
-        sweep: p.sweep,
-        status: "failed".into(),
-        error: None,
-        fit_seconds: 0.0,
-        eval_seconds: 0.0,
-        predict_seconds: 0.0,
-        epoch_seconds: Vec::new(),
-        iterations: 0,
-        evaluations: None,
-        time_to_target_seconds: None,
-        rows_per_second: 0.0,
-        cpu_seconds: 0.0,
-        mean_cpu_percent: 0.0,
-        peak_rss_bytes: 0,
-        process_peak_rss_bytes: 0,
-        scores: None,
-        stop_reason: String::new(),
-        log: Vec::new(),
-        resources: Vec::new(),
-        cluster: None,
-    };
-    if let (EngineArg::Spark, Some(remote)) = (p.engine, &study.run.spark_remote) {
-        let fraction = p.sweep.map_or(1.0, |s| s.fraction);
-        match cluster::fit_on_cluster(remote, data_path, &study.load, &study.prep, &p.spec, ctx.seed, fraction) {
-            Ok(o) => cluster::fill_record(&mut record, o),
-            Err(err) => {
-                record.workers = 0;
-                record.error = Some(format!("{err:#}"));
-            }
-        }
-        return record;
-    }
-    let Some((train, data)) = local else {
-        record.error = Some("no local data was prepared for this run".into());
-        return record;
-    };
-    let outcome = engine(p.engine, &run_args).and_then(|eng| {
-        runner::fit_and_score(eng.as_ref(), &p.spec, (train, &data.valid, &data.test), ctx, prepare_peak)
-    });
-    match outcome {
-        Err(err) => record.error = Some(format!("{err:#}")),
-        Ok(o) => {
-            let epochs: Vec<f64> = o.log.entries.iter().filter_map(|e| e.extra.get("epoch_seconds").copied()).collect();
-            let passes = if epochs.is_empty() { 1 } else { epochs.len() };
-            record.status = "ok".into();
-            record.fit_seconds = o.fit_seconds;
-            record.eval_seconds = o.log.eval_seconds;
-            record.iterations = o.log.entries.len();
-            record.evaluations = o.log.entries.last().and_then(|e| e.extra.get("evaluations")).map(|&n| n as u64);
-            record.predict_seconds = o.predict_seconds;
-            record.rows_per_second = (train.rows() * passes) as f64 / o.fit_seconds.max(1e-9);
-            record.epoch_seconds = epochs;
-            record.cpu_seconds = o.fit_resources.cpu_seconds;
-            record.mean_cpu_percent = o.fit_resources.mean_cpu_percent;
-            record.peak_rss_bytes = o.fit_resources.peak_rss_bytes;
-            record.process_peak_rss_bytes = o.process_peak_rss_bytes;
-            record.stop_reason = o.log.stop_reason.clone();
-            record.log = o.log.entries;
-            record.resources = o.fit_resources.samples;
-            record.scores = Some(Scores::from_report(&o.report));
-        }
-    }
-    record
+    Ok(path)
 }
+
+/// `fraction` of `data`'s rows: a prefix of a seeded permutation, or draws with replacement
+/// above 1.
+fn subsample(data: &Prepared, fraction: f64, seed: u64) -> Prepared {
+    let n = data.labels.len();
+    let want = ((n as f64 * fraction).round() as usize).max(1);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5ca1e);
+    let all: Vec<usize> = (0..n).collect();
+    let rows: Vec<usize> = if want <= n {
+        let mut order = all.clone();
+        order.shuffle(&mut rng);
+        order.truncate(want);
+        order
+    } else {
+        (0..want).map(|_| *all.choose(&mut rng).unwrap_or(&0)).collect()
+    };
+    data.take(&rows)
+}
+
+const HEADER: [&str; 15] = [
+    "engine", "model", "seed", "cores", "rows", "fit s", "iters", "s/epoch", "accuracy", "F1", "AUC", "CPU s", "busy",
+    "peak fit", "peak all",
+];
 
 fn table_row(r: &RunRecord) -> [String; 15] {
     let workers = if r.cluster.is_some() || (r.workers == 0 && r.engine == "spark") {
@@ -572,15 +543,17 @@ mod tests {
 
     #[test]
     fn params_apply_by_engine_and_model_scope() {
-        let user = vec!["tensor.epochs=2".to_owned(), "mlp.hidden=8".to_owned(), "spark.lr.max_iter=7".to_owned()];
-        let t = params_for(EngineArg::Tensor, ModelKind::Mlp, &user).unwrap();
-        assert_eq!(t.0.get("epochs").map(String::as_str), Some("2"));
-        assert_eq!(t.0.get("hidden").map(String::as_str), Some("8"));
-        assert_eq!(t.0.get("batch_size").map(String::as_str), Some("128"));
-        let s = params_for(EngineArg::Spark, ModelKind::Lr, &user).unwrap();
-        assert_eq!(s.0.get("max_iter").map(String::as_str), Some("7"));
-        assert!(!s.0.contains_key("epochs") && !s.0.contains_key("hidden"));
-        let err = params_for(EngineArg::Spark, ModelKind::Lr, &["sprak.max_iter=3".to_owned()]).unwrap_err();
-        assert!(err.to_string().contains("'sprak' is not an engine or model name"), "{err}");
+        let user: Vec<ScopedParam> =
+            ["tensor.epochs=2", "mlp.hidden=8", "spark.lr.max_iter=7"].iter().map(|p| p.parse().unwrap()).collect();
+        let t = params_for(EngineKind::Tensor, ModelKind::Mlp, &user);
+        assert_eq!(t.get("epochs"), Some(&serde_json::json!(2)));
+        assert_eq!(t.get("hidden"), Some(&serde_json::json!(8)));
+        assert_eq!(t.get("batch_size"), Some(&serde_json::json!(128)));
+        let s = params_for(EngineKind::Spark, ModelKind::Lr, &user);
+        assert_eq!(s.get("max_iter"), Some(&serde_json::json!(7)));
+        assert!(s.get("epochs").is_none() && s.get("hidden").is_none());
+        let err = "sprak.max_iter=3".parse::<ScopedParam>().unwrap_err();
+        assert!(err.contains("'sprak' is not an engine or model name"), "{err}");
+        assert!("epochs".parse::<ScopedParam>().unwrap_err().contains("is not KEY=VALUE"));
     }
 }

@@ -4,15 +4,16 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
-use trainbench_data::{ColumnKind, InvalidRow, LoadOptions, Table, load, read_csv_batches, write_quarantine};
-use trainbench_engine::{Engine, SavedModel, TrainedModel};
-use trainbench_engine_spark::SparkEngine;
+use trainbench_data::{
+    ColumnKind, InvalidRow, InvalidRowPolicy, LoadOptions, Table, load, read_csv_batches, write_quarantine,
+};
+use trainbench_engine::{EngineKind, SavedModel, TrainedModel};
 use trainbench_metrics::ClassificationReport;
 
-use crate::args::LoadArgs;
-use crate::output;
+use crate::args::{LoadArgs, RunArgs};
+use crate::{engines, output};
 
 /// Rows of new data are read this many bytes at a time, so any file size fits in memory.
 const BATCH_BYTES: usize = 32 << 20;
@@ -44,18 +45,13 @@ pub struct PredictArgs {
     pub json: bool,
 }
 
-fn engine_named(name: &str) -> Result<Box<dyn Engine>> {
-    match name {
-        "spark" => Ok(Box::new(SparkEngine)),
-        "tensor" => Ok(Box::new(trainbench_engine_tensor::TensorEngine::default())),
-        other => bail!("the model was saved by engine '{other}', which this build does not have"),
-    }
-}
-
 pub fn run(args: PredictArgs) -> Result<()> {
     let started = Instant::now();
     let saved = SavedModel::load(&args.model)?;
-    let engine = engine_named(&saved.engine)?;
+    let kind: EngineKind = saved.engine.parse().map_err(|_| {
+        anyhow::anyhow!("the model was saved by engine '{}', which this build does not have", saved.engine)
+    })?;
+    let engine = engines::build(kind, &RunArgs::default());
     let model = engine.load_model(saved.spec.kind, &saved.state).context("loading the model")?;
     let pre = &saved.preprocessor;
     let classes = pre.classes().to_vec();
@@ -67,7 +63,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
         categorical: Vec::new(),
         numeric: Vec::new(),
         na_values: args.na_values.clone(),
-        invalid_rows: crate::args::InvalidRowsArg::Quarantine,
+        invalid_rows: InvalidRowPolicy::Quarantine,
         idx_labels: None,
     };
     let mut options: LoadOptions = load_args.to_options()?;

@@ -1,15 +1,17 @@
 //! `trainbench run STUDY.toml`: a declared study (data, preprocessing, runs with parameters,
-//! seeds, an optional sweep). `compare` and `scale` are its shorthands: the file is turned into
-//! their arguments, so both paths run the same code.
+//! seeds, an optional sweep). The file deserializes into the option structs `compare` and
+//! `scale` fill from their flags (`[prepare]` is [`PrepArgs`], `[data]` holds [`LoadArgs`]' keys,
+//! a run's `params` are typed [`Params`]), so declared and typed studies run the same code.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser};
+use clap::Args;
 use serde::Deserialize;
+use trainbench_engine::{EngineKind, ModelKind, Params, Precision};
 
-use crate::cmd::compare::{CompareArgs, ScaleArgs, run_compare, run_scale};
+use crate::args::{LoadArgs, PrepArgs, RunArgs, RunKey};
+use crate::cmd::compare::{CompareArgs, DEFAULT_ROWS, ScaleArgs, ScopedParam, StudyArgs, run_compare, run_scale};
 
 /// `trainbench run`.
 #[derive(Args, Debug)]
@@ -27,7 +29,7 @@ pub struct RunStudyArgs {
 #[serde(deny_unknown_fields)]
 struct Study {
     /// Report folder (relative to the study file).
-    out: Option<String>,
+    out: Option<PathBuf>,
     /// Runs per model with seeds seed, seed+1, ...
     seeds: Option<usize>,
     /// Cores per run, for either engine.
@@ -37,54 +39,40 @@ struct Study {
     /// Validation accuracy timed for time to target (default: the lower best − 0.5 pp).
     target_accuracy: Option<f64>,
     /// Tensor precision.
-    precision: Option<String>,
+    precision: Option<Precision>,
     /// Train the spark runs on real Spark through this Spark Connect server (sc://HOST:PORT).
     spark_remote: Option<String>,
-    data: Option<DataSection>,
-    prepare: Option<PrepareSection>,
+    #[serde(default)]
+    data: DataSection,
+    #[serde(default)]
+    prepare: PrepArgs,
     #[serde(default, rename = "run")]
     runs: Vec<RunSection>,
     scale: Option<ScaleSection>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `[data]`: where the rows come from, and how to read them ([`LoadArgs`]' keys).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 struct DataSection {
+    /// The file (relative to the study file, or a URL for a cluster); none: generated.
     path: Option<String>,
+    /// Rows of the generated data.
     rows: Option<u64>,
     label: Option<String>,
     delimiter: Option<String>,
-    #[serde(default)]
     categorical: Vec<String>,
-    #[serde(default)]
     numeric: Vec<String>,
-    #[serde(default)]
     na_values: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PrepareSection {
-    missing: Option<String>,
-    keep_duplicates: Option<bool>,
-    test_fraction: Option<f64>,
-    valid_fraction: Option<f64>,
-    test_data: Option<String>,
-    stratify: Option<bool>,
-    chronological: Option<bool>,
-    seed: Option<u64>,
-    scaling: Option<String>,
-    encoding: Option<String>,
-    unseen: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RunSection {
-    engine: String,
-    model: String,
+    engine: EngineKind,
+    model: ModelKind,
     #[serde(default)]
-    params: BTreeMap<String, toml::Value>,
+    params: Params,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,133 +82,57 @@ struct ScaleSection {
     workers: Option<Vec<usize>>,
 }
 
-/// The command line a study stands for (without the program name).
-fn to_command_line(study: &Study, base: &Path, json: bool) -> Result<Vec<String>> {
-    // Paths are relative to the study file, except URLs (hdfs://, s3a://) for a cluster to read.
-    let rel = |p: &str| if p.contains("://") { p.to_owned() } else { base.join(p).display().to_string() };
-    let mut args: Vec<String> = vec![if study.scale.is_some() { "scale" } else { "compare" }.into()];
-    let mut push = |flag: &str, value: String| {
-        args.push(format!("--{flag}"));
-        args.push(value);
-    };
-    push("out", rel(study.out.as_deref().unwrap_or("trainbench-report")));
-    if let Some(s) = study.seeds {
-        push("seeds", s.to_string());
-    }
-    if let Some(w) = study.workers {
-        push("workers", w.to_string());
-    }
-    if let Some(r) = study.replicas {
-        push("replicas", r.to_string());
-    }
-    if let Some(t) = study.target_accuracy {
-        push("target-accuracy", t.to_string());
-    }
-    if let Some(p) = &study.precision {
-        push("precision", p.clone());
-    }
-    if let Some(r) = &study.spark_remote {
-        push("spark-remote", r.clone());
-    }
-    if let Some(d) = &study.data {
-        if let Some(p) = &d.path {
-            push("data", rel(p));
-        }
-        if let Some(r) = d.rows {
-            push("rows", r.to_string());
-        }
-        if let Some(l) = &d.label {
-            push("label", l.clone());
-        }
-        if let Some(x) = &d.delimiter {
-            push("delimiter", x.clone());
-        }
-        for (flag, list) in [("categorical", &d.categorical), ("numeric", &d.numeric), ("na-values", &d.na_values)] {
-            if !list.is_empty() {
-                push(flag, list.join(","));
-            }
-        }
-    }
-    if let Some(p) = &study.prepare {
-        for (flag, value) in [
-            ("missing", p.missing.clone()),
-            ("test-fraction", p.test_fraction.map(|v| v.to_string())),
-            ("valid-fraction", p.valid_fraction.map(|v| v.to_string())),
-            ("test-data", p.test_data.as_deref().map(rel)),
-            ("seed", p.seed.map(|v| v.to_string())),
-            ("scaling", p.scaling.clone()),
-            ("encoding", p.encoding.clone()),
-            ("unseen", p.unseen.clone()),
-        ] {
-            if let Some(v) = value {
-                push(flag, v);
-            }
-        }
-    }
+/// The study as the options of `compare`; paths are relative to the study file's folder,
+/// except URLs (hdfs://, s3a://) for a cluster to read.
+fn study_args(study: Study, base: &Path, json: bool) -> Result<StudyArgs> {
+    let rel = |p: &Path| if p.to_string_lossy().contains("://") { p.to_owned() } else { base.join(p) };
     if study.runs.is_empty() {
         bail!("the study has no [[run]] (each needs engine and model)");
     }
-    let mut seen = Vec::new();
-    let mut runs = Vec::new();
+    let mut runs: Vec<RunKey> = Vec::new();
     let mut params = Vec::new();
-    for r in &study.runs {
-        let key = format!("{}:{}", r.engine, r.model);
-        if seen.contains(&key) {
+    for r in study.runs {
+        let key = RunKey { engine: r.engine, model: r.model };
+        r.engine.check_model(r.model).with_context(|| format!("run {key}"))?;
+        if runs.contains(&key) {
             bail!("run {key} appears twice; give each engine and model one [[run]]");
         }
-        for (name, value) in &r.params {
-            let text = match value {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::Float(f) => f.to_string(),
-                toml::Value::Boolean(b) => b.to_string(),
-                toml::Value::Array(a) => {
-                    a.iter().map(|v| v.to_string().trim_matches('"').to_owned()).collect::<Vec<_>>().join(",")
-                }
-                other => bail!(
-                    "run {key}: parameter {name} has a {} value; use a string, number, boolean or list",
-                    other.type_str()
-                ),
-            };
-            params.push(format!("{}.{}.{name}={text}", r.engine, r.model));
-        }
-        seen.push(key.clone());
         runs.push(key);
+        params
+            .extend(r.params.0.into_iter().map(|(name, value)| ScopedParam::for_run(r.engine, r.model, &name, value)));
     }
-    push("runs", runs.join(","));
-    for p in params {
-        push("param", p);
+    let d = study.data;
+    let mut prep = study.prepare;
+    prep.test_data = prep.test_data.as_deref().map(rel);
+    if prep.quarantine != PrepArgs::default().quarantine {
+        prep.quarantine = rel(&prep.quarantine);
     }
-    if let Some(s) = &study.scale {
-        if let Some(f) = &s.fractions {
-            push("fractions", f.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","));
-        }
-        if let Some(w) = &s.workers {
-            push("workers-list", w.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","));
-        }
-    }
-    if let Some(p) = &study.prepare {
-        if p.keep_duplicates == Some(true) {
-            args.push("--keep-duplicates".into());
-        }
-        if p.stratify == Some(false) {
-            args.push("--no-stratify".into());
-        }
-        if p.chronological == Some(true) {
-            args.push("--chronological".into());
-        }
-    }
-    if json {
-        args.push("--json".into());
-    }
-    Ok(args)
-}
-
-#[derive(Parser)]
-#[command(no_binary_name = true)]
-enum Shorthand {
-    Compare(Box<CompareArgs>),
-    Scale(Box<ScaleArgs>),
+    Ok(StudyArgs {
+        data: d.path.as_deref().map(|p| rel(Path::new(p))),
+        rows: d.rows.unwrap_or(DEFAULT_ROWS),
+        load: LoadArgs {
+            label: d.label,
+            delimiter: d.delimiter,
+            categorical: d.categorical,
+            numeric: d.numeric,
+            na_values: d.na_values,
+            ..LoadArgs::default()
+        },
+        prep,
+        runs,
+        params,
+        seeds: study.seeds.unwrap_or(3),
+        target_accuracy: study.target_accuracy,
+        out: rel(study.out.as_deref().unwrap_or(Path::new("trainbench-report"))),
+        run: RunArgs {
+            workers: study.workers,
+            replicas: study.replicas,
+            precision: study.precision,
+            spark_remote: study.spark_remote,
+            ..RunArgs::default()
+        },
+        json,
+    })
 }
 
 pub fn run(args: RunStudyArgs) -> Result<()> {
@@ -236,15 +148,14 @@ pub fn run(args: RunStudyArgs) -> Result<()> {
         )
     })?;
     let base = args.study.parent().unwrap_or(Path::new("."));
-    let line = to_command_line(&study, base, args.json)?;
-    match Shorthand::try_parse_from(&line).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: {}",
-            args.study.display(),
-            e.to_string().lines().next().unwrap_or("").trim_start_matches("error: ")
-        )
-    })? {
-        Shorthand::Compare(a) => run_compare(*a),
-        Shorthand::Scale(a) => run_scale(*a),
+    let scale = study.scale.as_ref().map(|s| (s.fractions.clone(), s.workers.clone()));
+    let study_args = study_args(study, base, args.json).with_context(|| args.study.display().to_string())?;
+    match scale {
+        None => run_compare(CompareArgs { study: study_args }),
+        Some((fractions, workers)) => run_scale(ScaleArgs {
+            study: study_args,
+            fractions: fractions.unwrap_or_else(|| vec![0.1, 0.25, 0.5, 1.0]),
+            workers_list: workers.unwrap_or_default(),
+        }),
     }
 }

@@ -12,24 +12,23 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use serde_json::json;
 use trainbench_data::{Prepared, prepare, stratified_kfold};
-use trainbench_engine::{ModelSpec, ParamMap};
+use trainbench_engine::{EngineKind, ModelKind, ModelSpec, ParamMap};
 use trainbench_metrics::{Metric, PhaseTimers};
 
-use crate::args::LoadArgs;
-use crate::cmd::prepare::PrepArgs;
-use crate::cmd::runner;
-use crate::cmd::train::{EngineArg, ModelArg, RunArgs, engine};
-use crate::output;
+use crate::args::{LoadArgs, PrepArgs, RunArgs, choice};
+use crate::results::RunRecord;
+use crate::runner::{RunFailed, RunPlan};
+use crate::{engines, output, runner};
 
 /// Search one model's parameters and print the trials and the best configuration.
 #[derive(Args, Debug)]
 pub struct TuneArgs {
     /// Which paradigm trains the model.
-    #[arg(long, value_enum, default_value_t = EngineArg::Spark)]
-    pub engine: EngineArg,
+    #[arg(long, default_value = "spark", value_parser = choice::<EngineKind>(EngineKind::NAMES))]
+    pub engine: EngineKind,
     /// The model.
-    #[arg(long, value_enum)]
-    pub model: ModelArg,
+    #[arg(long, value_parser = choice::<ModelKind>(ModelKind::NAMES))]
+    pub model: ModelKind,
     /// The data file.
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
@@ -49,10 +48,9 @@ pub struct TuneArgs {
     /// Score by stratified k-fold over the training rows instead of on the validation rows.
     #[arg(long, value_name = "K")]
     pub folds: Option<usize>,
-    /// What to optimize: accuracy, f1_macro, f1_weighted, precision_macro, recall_macro,
-    /// roc_auc or log_loss.
-    #[arg(long, default_value = "accuracy")]
-    pub metric: String,
+    /// What to optimize.
+    #[arg(long, default_value = "accuracy", value_parser = choice::<Metric>(Metric::NAMES))]
+    pub metric: Metric,
     /// A parameter fixed for every trial, as NAME=VALUE (repeatable).
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
@@ -61,7 +59,8 @@ pub struct TuneArgs {
     pub json: bool,
 }
 
-/// One tried configuration.
+/// One tried configuration: its parameters, score, and the run of each fold (the same record
+/// `compare` keeps).
 #[derive(Debug, Serialize)]
 struct Trial {
     params: BTreeMap<String, String>,
@@ -70,14 +69,7 @@ struct Trial {
     fold_scores: Vec<f64>,
     fit_seconds: f64,
     error: Option<String>,
-}
-
-fn parse_metric(name: &str) -> Result<Metric> {
-    serde_json::from_value(json!(name)).map_err(|_| {
-        anyhow::anyhow!(
-            "--metric '{name}' is not one of accuracy, f1_macro, f1_weighted, precision_macro, recall_macro, roc_auc, log_loss"
-        )
-    })
+    runs: Vec<RunRecord>,
 }
 
 /// Every combination of the `--grid` values, in the order given (the last name varies fastest).
@@ -104,30 +96,14 @@ fn grid_points(grid: &[String]) -> Result<Vec<BTreeMap<String, String>>> {
     Ok(points)
 }
 
-/// The rows of `data` at `rows`, in that order.
-pub fn take_rows(data: &Prepared, rows: &[usize]) -> Prepared {
-    let d = data.n_features;
-    let mut features = Vec::with_capacity(rows.len() * d);
-    for &r in rows {
-        features.extend_from_slice(&data.features[r * d..(r + 1) * d]);
-    }
-    Prepared {
-        features,
-        n_features: d,
-        labels: rows.iter().map(|&r| data.labels[r]).collect(),
-        feature_names: data.feature_names.clone(),
-        class_names: data.class_names.clone(),
-        categorical_features: data.categorical_features.clone(),
-    }
-}
-
 pub fn run(args: TuneArgs) -> Result<()> {
     if let Some(remote) = &args.run.spark_remote {
         bail!(
             "--spark-remote {remote}: tune searches with the embedded engines; cluster mode is in train, compare, scale and run"
         );
     }
-    let metric = parse_metric(&args.metric)?;
+    args.engine.check_model(args.model)?;
+    let metric = args.metric;
     let mut points = grid_points(&args.grid)?;
     if let Some(n) = args.random {
         if n == 0 {
@@ -152,11 +128,11 @@ pub fn run(args: TuneArgs) -> Result<()> {
     let splits: Vec<(Prepared, Prepared)> = match args.folds {
         Some(k) => stratified_kfold(&data.train.labels, data.train.classes(), k, args.prep.seed)?
             .into_iter()
-            .map(|(t, v)| (take_rows(&data.train, &t), take_rows(&data.train, &v)))
+            .map(|(t, v)| (data.train.take(&t), data.train.take(&v)))
             .collect(),
         None => vec![(data.train.clone(), data.valid.clone())],
     };
-    let eng = engine(args.engine, &args.run)?;
+    let eng = engines::build(args.engine, &args.run);
     let ctx = args.run.context(args.prep.seed);
     let scored_on = match args.folds {
         Some(k) => format!("{k}-fold over {} training rows", data.train.rows()),
@@ -166,28 +142,44 @@ pub fn run(args: TuneArgs) -> Result<()> {
         println!(
             "{} trials of {} {}, {} on {scored_on}",
             points.len(),
-            eng.name(),
-            args.model.kind().name(),
-            args.metric
+            args.engine.name(),
+            args.model.name(),
+            metric.name()
         );
     }
     let bar = output::bar(points.len() as u64, "trials", args.json);
     let mut trials = Vec::new();
+    // Whether any trial started and failed; if none did, every failure was in the input (an
+    // unknown parameter, a bad value) and a failed search is a usage error.
+    let mut run_failed = false;
     for point in points {
         let mut params = fixed.clone();
         params.extend(point);
-        let spec = ModelSpec { kind: args.model.kind(), params: ParamMap(params.clone()) };
-        let mut trial = Trial { params, score: None, fold_scores: Vec::new(), fit_seconds: 0.0, error: None };
-        for (train, valid) in &splits {
-            match runner::fit_and_score(eng.as_ref(), &spec, (train, valid, valid), &ctx, 0) {
-                Ok(o) => {
-                    trial.fit_seconds += o.fit_seconds;
-                    match metric.value(&o.report) {
+        let spec = ModelSpec { kind: args.model, params: ParamMap(params.clone()).to_params() };
+        let mut trial =
+            Trial { params, score: None, fold_scores: Vec::new(), fit_seconds: 0.0, error: None, runs: Vec::new() };
+        for (fold, (train, valid)) in splits.iter().enumerate() {
+            let plan = RunPlan {
+                id: format!("{}/{}/trial{}/fold{fold}", args.engine.name(), args.model.name(), trials.len() + 1),
+                engine: args.engine,
+                spec: &spec,
+                ctx,
+                precision: args.run.precision_of(args.engine, &spec.params),
+                sweep: None,
+            };
+            match runner::fit_and_score(eng.as_ref(), &plan, (train, valid, valid), 0) {
+                Ok(t) => {
+                    trial.fit_seconds += t.record.fit_seconds;
+                    match metric.value(&t.report) {
                         Some(v) => trial.fold_scores.push(v),
-                        None => trial.error = Some(format!("{} could not be computed", args.metric)),
+                        None => trial.error = Some(format!("{} could not be computed", metric.name())),
                     }
+                    trial.runs.push(t.record);
                 }
-                Err(e) => trial.error = Some(format!("{e:#}")),
+                Err(e) => {
+                    run_failed |= e.chain().any(|c| c.is::<RunFailed>());
+                    trial.error = Some(format!("{e:#}"));
+                }
             }
             if trial.error.is_some() {
                 break;
@@ -219,9 +211,9 @@ pub fn run(args: TuneArgs) -> Result<()> {
         println!(
             "{}",
             json!({
-                "engine": eng.name(),
-                "model": args.model.kind().name(),
-                "metric": args.metric,
+                "engine": args.engine.name(),
+                "model": args.model.name(),
+                "metric": metric.name(),
                 "scored_on": scored_on,
                 "trials": trials,
                 "best": best.map(|(s, t)| json!({"score": s, "params": t.params})),
@@ -231,16 +223,17 @@ pub fn run(args: TuneArgs) -> Result<()> {
         match best {
             Some((s, t)) => {
                 let params: Vec<String> = t.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                println!("\nbest: {}  ({} {s:.4})", params.join(" "), args.metric);
+                println!("\nbest: {}  ({} {s:.4})", params.join(" "), metric.name());
             }
             None => println!("\nevery trial failed"),
         }
     }
     if best.is_none() {
-        bail!(
+        let message = format!(
             "every trial failed; the first error: {}",
             trials.first().and_then(|t| t.error.clone()).unwrap_or_default()
         );
+        return Err(if run_failed { RunFailed(message).into() } else { anyhow::anyhow!(message) });
     }
     Ok(())
 }

@@ -23,3 +23,9 @@ pub fn json(o: &Output) -> serde_json::Value {
     assert!(o.status.success(), "failed: {}", stderr(o));
     serde_json::from_str(stdout(o).trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {}", stdout(o)))
 }
+
+/// The one JSON object a `--json` study prints when some of its runs failed (exit code 1).
+pub fn json_with_failures(o: &Output) -> serde_json::Value {
+    assert_eq!(o.status.code(), Some(1), "expected failed runs: {}", stderr(o));
+    serde_json::from_str(stdout(o).trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {}", stdout(o)))
+}

@@ -4,12 +4,10 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::csv::{ChunkSpec, detect_delimiter, infer_kinds, merge, parse_chunk, read_header};
+use super::csv::{ChunkSpec, Merger, detect_delimiter, infer_kinds, last_record_end, parse_chunk, read_header};
 use crate::error::{Error, Result};
 use crate::load::{InvalidRow, LoadOptions, apply_overrides};
 use crate::table::{Column, ColumnKind, MISSING_CODE, Table};
-
-const QUOTE: u8 = b'"';
 
 /// An iterator over batches of about `batch_bytes` of a delimited file, each a [`Table`] of the
 /// batch's valid rows and the batch's invalid rows, with line numbers counted from the file start.
@@ -95,21 +93,6 @@ fn fill(file: &mut File, buf: &mut Vec<u8>, amount: usize) -> std::io::Result<us
     Ok(n)
 }
 
-/// The end of the last complete record in `bytes` (after a newline outside quotes), if any.
-fn last_record_end(bytes: &[u8]) -> Option<usize> {
-    let mut odd = false;
-    let mut scanned = 0;
-    let mut last = None;
-    for nl in memchr::memchr_iter(b'\n', bytes) {
-        odd ^= memchr::memchr_iter(QUOTE, &bytes[scanned..nl]).count() % 2 == 1;
-        scanned = nl;
-        if !odd {
-            last = Some(nl + 1);
-        }
-    }
-    last
-}
-
 impl CsvBatches {
     /// Column names in file order.
     pub fn names(&self) -> &[String] {
@@ -134,14 +117,14 @@ impl CsvBatches {
             self.pending.len()
         } else {
             let window = &self.pending[..self.pending.len().min(self.batch_bytes)];
-            match last_record_end(window) {
-                Some(cut) => cut,
-                None if self.eof => self.pending.len(),
-                None => {
+            match last_record_end(window, 0) {
+                0 if self.eof => self.pending.len(),
+                0 => {
                     // One record longer than a batch: read on until it ends.
                     self.batch_bytes *= 2;
                     return self.next_batch();
                 }
+                cut => cut,
             }
         };
         let spec =
@@ -150,7 +133,9 @@ impl CsvBatches {
         self.next_line += memchr::memchr_iter(b'\n', &self.pending[..cut]).count() as u64;
         self.pending.drain(..cut);
         let label = if self.synthetic_label.is_some() { 0 } else { self.label };
-        let (mut table, invalid) = merge(&self.path, self.names.clone(), &self.kinds, label, vec![chunk]);
+        let mut merger = Merger::new(&self.kinds);
+        merger.add(chunk);
+        let (mut table, invalid) = merger.finish(&self.path, self.names.clone(), label);
         if let Some(name) = &self.synthetic_label {
             table.columns.push(Column {
                 name: name.clone(),

@@ -1,11 +1,13 @@
 //! Delimited text, parsed in parallel.
 //!
-//! The file is read into memory once and cut into one chunk per thread at line ends that lie
-//! outside quoted fields, so each thread parses whole records and knows their line numbers.
-//! Polars' own CSV reader is not used here: it cannot tell which line a malformed row came
-//! from, and the quarantine needs exactly that.
+//! The file is read in segments of [`SEGMENT_BYTES`], each cut at the last line end outside
+//! quoted fields and parsed in one chunk per thread (so each thread parses whole records and
+//! knows their line numbers), the chunks merged in file order. Memory holds the parsed columns
+//! and one segment, never the whole file. Polars' own CSV reader is not used here: it cannot
+//! tell which line a malformed row came from, and the quarantine needs exactly that.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -16,52 +18,170 @@ const QUOTE: u8 = b'"';
 /// Below this size one thread parses everything unless a thread count is given: splitting
 /// would cost more than it saves.
 const MIN_PARALLEL_BYTES: usize = 1 << 20;
+/// Bytes of the file read and parsed at a time.
+pub(crate) const SEGMENT_BYTES: usize = 16 << 20;
 
 pub(super) fn load(path: &Path, options: &LoadOptions) -> Result<Loaded> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    parse(path, &bytes, options)
+    load_in_segments(path, options, SEGMENT_BYTES)
+}
+
+/// [`load`], reading `segment` bytes at a time.
+fn load_in_segments(path: &Path, options: &LoadOptions, segment: usize) -> Result<Loaded> {
+    let io = |e| Error::io(path, e);
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len() as usize;
+    let mut first = Vec::with_capacity(size.min(segment) + 1);
+    (&mut file).take(segment as u64).read_to_end(&mut first).map_err(io)?;
+    if first.len() < segment {
+        return parse(path, &first, options);
+    }
+    let mut parser = Parser::new(path, &first, options, Some(size))?;
+    let mut buffer = first;
+    loop {
+        let cut = last_record_end(&buffer, parser.data_start);
+        parser.segment(&buffer[parser.data_start..cut]);
+        let rest = buffer.split_off(cut);
+        parser.data_start = 0;
+        buffer = rest;
+        let before = buffer.len();
+        (&mut file).take(segment as u64).read_to_end(&mut buffer).map_err(io)?;
+        if buffer.len() == before {
+            // End of file: what is left is the last record, without its line end.
+            parser.segment(&buffer);
+            return parser.finish();
+        }
+    }
 }
 
 pub(crate) fn parse(path: &Path, bytes: &[u8], options: &LoadOptions) -> Result<Loaded> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(Error::EmptyFile { path: path.to_owned() });
-    }
-    let delimiter = options.delimiter.unwrap_or_else(|| detect_delimiter(bytes));
-    let (names, data_start) = read_header(path, bytes, delimiter)?;
-    let label = label_index(path, &names, options.label.as_deref())?;
-    let mut kinds = infer_kinds(&bytes[data_start..], delimiter, names.len(), options);
-    apply_overrides(path, &names, &mut kinds, label, options)?;
+    let mut parser = Parser::new(path, bytes, options, None)?;
+    let start = parser.data_start;
+    parser.segment(&bytes[start..]);
+    parser.finish()
+}
 
-    let header_lines = 1 + memchr::memchr_iter(b'\n', &bytes[..data_start]).count() as u64;
-    let threads = match options.threads {
-        0 if bytes.len() < MIN_PARALLEL_BYTES => 1,
-        _ => options.thread_count(),
-    };
-    let bounds = chunk_bounds(bytes, data_start, threads);
-    let total_lines = memchr::memchr_iter(b'\n', &bytes[data_start..]).count() + 1;
-    let spec = ChunkSpec { names: &names, kinds: &kinds, delimiter, missing: &options.missing_values };
-    let chunks: Vec<Chunk> = std::thread::scope(|s| {
-        let handles: Vec<_> = bounds
-            .windows(2)
-            .map(|w| {
-                let (start, end) = (w[0], w[1]);
-                // Lines before this chunk: the header's, plus every newline in the data before it.
-                let first_line = header_lines + memchr::memchr_iter(b'\n', &bytes[data_start..start]).count() as u64;
-                let spec = &spec;
-                // The first chunk reserves room for every row, so merging only appends.
-                let reserve = if start == data_start { total_lines } else { 0 };
-                s.spawn(move || parse_chunk(&bytes[start..end], first_line, reserve, spec))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("chunk parser does not panic")).collect()
-    });
-    let (table, invalid) = merge(path, names, &kinds, label, chunks);
-    if options.invalid_rows == InvalidRowPolicy::Fail
-        && let Some(first) = invalid.first()
-    {
-        return Err(Error::InvalidRow { path: path.to_owned(), line: first.line, reason: first.reason.clone() });
+/// The parse of one file: what the header and the first rows told, the columns merged so far.
+struct Parser<'a> {
+    path: &'a Path,
+    options: &'a LoadOptions,
+    names: Vec<String>,
+    kinds: Vec<ColumnKind>,
+    label: usize,
+    delimiter: u8,
+    /// Where the data start in the bytes given to `new` (0 for later segments).
+    data_start: usize,
+    /// Lines before the next segment.
+    lines_before: u64,
+    /// Rows to reserve room for in the first chunk (an estimate for a file read in segments).
+    reserve: usize,
+    merger: Merger,
+}
+
+impl<'a> Parser<'a> {
+    /// From the file's first bytes: delimiter, header, column kinds. `file_size`, for a file
+    /// read in segments, sizes the columns' first allocation.
+    fn new(path: &'a Path, bytes: &[u8], options: &'a LoadOptions, file_size: Option<usize>) -> Result<Self> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(Error::EmptyFile { path: path.to_owned() });
+        }
+        let delimiter = options.delimiter.unwrap_or_else(|| detect_delimiter(bytes));
+        let (names, data_start) = read_header(path, bytes, delimiter)?;
+        let label = label_index(path, &names, options.label.as_deref())?;
+        let mut kinds = infer_kinds(&bytes[data_start..], delimiter, names.len(), options);
+        apply_overrides(path, &names, &mut kinds, label, options)?;
+        let header_lines = 1 + memchr::memchr_iter(b'\n', &bytes[..data_start]).count() as u64;
+        let lines_here = memchr::memchr_iter(b'\n', &bytes[data_start..]).count() + 1;
+        // Lines per byte of what has been read, a little over, so the columns rarely regrow.
+        let reserve = match file_size {
+            None => lines_here,
+            Some(size) => (lines_here as f64 * size as f64 / bytes.len().max(1) as f64 * 1.02) as usize + 1024,
+        };
+        let merger = Merger::new(&kinds);
+        Ok(Self {
+            path,
+            options,
+            names,
+            kinds,
+            label,
+            delimiter,
+            data_start,
+            lines_before: header_lines,
+            reserve,
+            merger,
+        })
     }
-    finish(path, table, invalid, Format::Csv)
+
+    /// Parses whole records (the end of the file may lack its line end) in parallel and merges
+    /// them after the ones before.
+    fn segment(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let threads = match self.options.threads {
+            0 if bytes.len() < MIN_PARALLEL_BYTES => 1,
+            _ => self.options.thread_count(),
+        };
+        let bounds = chunk_bounds(bytes, 0, threads);
+        let spec = ChunkSpec {
+            names: &self.names,
+            kinds: &self.kinds,
+            delimiter: self.delimiter,
+            missing: &self.options.missing_values,
+        };
+        let lines_before = self.lines_before;
+        let first_reserve = std::mem::take(&mut self.reserve);
+        let chunks: Vec<Chunk> = std::thread::scope(|s| {
+            let handles: Vec<_> = bounds
+                .windows(2)
+                .map(|w| {
+                    let (start, end) = (w[0], w[1]);
+                    // Lines before this chunk: the segments' before it, plus every newline in
+                    // this segment before it.
+                    let first_line = lines_before + memchr::memchr_iter(b'\n', &bytes[..start]).count() as u64;
+                    let spec = &spec;
+                    // The file's first chunk reserves room for every row, so merging only appends.
+                    let reserve = if start == 0 { first_reserve } else { 0 };
+                    s.spawn(move || parse_chunk(&bytes[start..end], first_line, reserve, spec))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("chunk parser does not panic")).collect()
+        });
+        self.lines_before += memchr::memchr_iter(b'\n', bytes).count() as u64;
+        for chunk in chunks {
+            self.merger.add(chunk);
+        }
+    }
+
+    fn finish(self) -> Result<Loaded> {
+        let (table, invalid) = self.merger.finish(self.path, self.names, self.label);
+        if self.options.invalid_rows == InvalidRowPolicy::Fail
+            && let Some(first) = invalid.first()
+        {
+            return Err(Error::InvalidRow {
+                path: self.path.to_owned(),
+                line: first.line,
+                reason: first.reason.clone(),
+            });
+        }
+        finish(self.path, table, invalid, Format::Csv)
+    }
+}
+
+/// The end of the last whole record in `bytes` (after its line end), scanning from `start`
+/// (a record start); `start` itself when no record ends in them.
+pub(super) fn last_record_end(bytes: &[u8], start: usize) -> usize {
+    let mut odd_quotes = false;
+    let mut end = start;
+    let mut at = start;
+    for nl in memchr::memchr_iter(b'\n', &bytes[start..]) {
+        let next = start + nl + 1;
+        odd_quotes ^= memchr::memchr_iter(QUOTE, &bytes[at..next]).count() % 2 == 1;
+        at = next;
+        if !odd_quotes {
+            end = next;
+        }
+    }
+    end
 }
 
 /// The candidate that occurs most often outside quotes in the first line; `,` on a tie.
@@ -168,16 +288,19 @@ fn chunk_bounds(bytes: &[u8], data_start: usize, chunks: usize) -> Vec<usize> {
         }
         odd_quotes ^= memchr::memchr_iter(QUOTE, &bytes[scan..target]).count() % 2 == 1;
         scan = target;
-        // Move to the first newline after which the quote count is even.
+        // Move to the first newline after which the quote count is even; none left (the last
+        // record, without its line end): no more chunks.
+        let mut at_line_start = false;
         while let Some(i) = memchr::memchr(b'\n', &bytes[scan..]) {
             let next = scan + i + 1;
             odd_quotes ^= memchr::memchr_iter(QUOTE, &bytes[scan..next]).count() % 2 == 1;
             scan = next;
             if !odd_quotes {
+                at_line_start = true;
                 break;
             }
         }
-        if odd_quotes || scan >= bytes.len() {
+        if !at_line_start || scan >= bytes.len() {
             break;
         }
         bounds.push(scan);
@@ -329,31 +452,34 @@ pub(super) fn parse_chunk(bytes: &[u8], first_line: u64, reserve: usize, spec: &
 }
 
 /// Joins chunks in file order; categorical levels keep their first-seen order.
-pub(super) fn merge(
-    path: &Path,
-    names: Vec<String>,
-    kinds: &[ColumnKind],
-    label: usize,
-    chunks: Vec<Chunk>,
-) -> (Table, Vec<InvalidRow>) {
-    let mut lines: Vec<u64> = Vec::new();
-    let mut invalid = Vec::new();
-    let mut merged: Vec<ColumnData> = kinds
-        .iter()
-        .map(|k| match k {
-            ColumnKind::Numeric => ColumnData::Numeric(Vec::new()),
-            ColumnKind::Categorical => ColumnData::Categorical { codes: Vec::new(), levels: Vec::new() },
-        })
-        .collect();
-    let mut global_index: Vec<HashMap<String, u32>> = vec![HashMap::new(); kinds.len()];
-    for chunk in chunks {
-        if lines.is_empty() {
-            lines = chunk.lines;
+pub(super) struct Merger {
+    lines: Vec<u64>,
+    invalid: Vec<InvalidRow>,
+    merged: Vec<ColumnData>,
+    global_index: Vec<HashMap<String, u32>>,
+}
+
+impl Merger {
+    pub(super) fn new(kinds: &[ColumnKind]) -> Self {
+        let merged = kinds
+            .iter()
+            .map(|k| match k {
+                ColumnKind::Numeric => ColumnData::Numeric(Vec::new()),
+                ColumnKind::Categorical => ColumnData::Categorical { codes: Vec::new(), levels: Vec::new() },
+            })
+            .collect();
+        Self { lines: Vec::new(), invalid: Vec::new(), merged, global_index: vec![HashMap::new(); kinds.len()] }
+    }
+
+    /// Appends the next chunk in file order.
+    pub(super) fn add(&mut self, chunk: Chunk) {
+        if self.lines.is_empty() {
+            self.lines = chunk.lines;
         } else {
-            lines.extend(chunk.lines);
+            self.lines.extend(chunk.lines);
         }
-        invalid.extend(chunk.invalid);
-        for ((target, source), index) in merged.iter_mut().zip(chunk.columns).zip(global_index.iter_mut()) {
+        self.invalid.extend(chunk.invalid);
+        for ((target, source), index) in self.merged.iter_mut().zip(chunk.columns).zip(self.global_index.iter_mut()) {
             match (target, source) {
                 // The first chunk's vectors were reserved for every row: take them as they are.
                 (ColumnData::Numeric(all), ColumnBuf::Numeric(part)) if all.is_empty() => *all = part,
@@ -381,8 +507,12 @@ pub(super) fn merge(
             }
         }
     }
-    let columns = names.into_iter().zip(merged).map(|(name, data)| Column { name, data }).collect();
-    (Table { source: path.to_owned(), columns, label, lines }, invalid)
+
+    /// The table of every chunk added, and the rows set aside.
+    pub(super) fn finish(self, path: &Path, names: Vec<String>, label: usize) -> (Table, Vec<InvalidRow>) {
+        let columns = names.into_iter().zip(self.merged).map(|(name, data)| Column { name, data }).collect();
+        (Table { source: path.to_owned(), columns, label, lines: self.lines }, self.invalid)
+    }
 }
 
 #[cfg(test)]
@@ -512,5 +642,31 @@ mod tests {
         );
         let err = parse(Path::new("t.csv"), b"a,b\n\xff\xfe,x\n", &opts()).unwrap_err().to_string();
         assert!(err.starts_with("t.csv: all 1 data rows are invalid (first: line 2: column 'a'"), "{err}");
+    }
+
+    /// A file read in small segments parses to the same table, the same lines and the same
+    /// quarantined rows as read whole, with quoted newlines and bad rows across the cuts.
+    #[test]
+    fn segments_give_the_whole_file_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.csv");
+        let mut text = String::from("x,note,y\n");
+        for i in 0..3000 {
+            let note = if i % 7 == 0 { "\"two\nlines, quoted\"".to_owned() } else { format!("n{}", i % 13) };
+            let x = if i % 101 == 0 { "oops".to_owned() } else { format!("{}", i as f64 * 0.5) };
+            text.push_str(&format!("{x},{note},{}\n", i % 2));
+        }
+        text.push_str("1.5,last,0");
+        std::fs::write(&path, &text).unwrap();
+        let options = LoadOptions { threads: 2, ..LoadOptions::default() }.with_numeric(vec!["x".into()]);
+        let whole = parse(&path, text.as_bytes(), &options).unwrap();
+        for segment in [997, 4096, 1 << 20] {
+            let parts = load_in_segments(&path, &options, segment).unwrap();
+            assert_eq!(parts.table, whole.table, "segment {segment}");
+            assert_eq!(parts.table.lines, whole.table.lines, "segment {segment}");
+            assert_eq!(parts.invalid, whole.invalid, "segment {segment}");
+        }
+        assert_eq!(whole.table.rows(), 3001 - 30);
+        assert_eq!(whole.invalid.len(), 30);
     }
 }

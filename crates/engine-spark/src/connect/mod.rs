@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch};
-use trainbench_engine::{ModelKind, ParamMap};
+use trainbench_engine::{ModelKind, Params, Precision};
 use trainbench_metrics::{ResourceSampler, ResourceSummary, pid_listening_on};
 
 use crate::params::{Impurity, LrParams, MlpParams, MlpSolver, TreeParams};
@@ -72,7 +72,7 @@ pub struct ClusterJob {
     /// The model (lr, tree or mlp).
     pub kind: ModelKind,
     /// Model parameters, with the embedded engine's names.
-    pub params: ParamMap,
+    pub params: Params,
     /// Seed of the split and of the models that draw random numbers.
     pub seed: u64,
     /// Share of labeled rows held out for testing, when there is no test file.
@@ -138,7 +138,8 @@ pub fn server_version(remote: &str) -> Result<String, ClusterError> {
     Session::connect(remote).map(|(_, version)| version)
 }
 
-/// Runs `job` on the Spark Connect server at `remote`.
+/// Runs `job` on the Spark Connect server at `remote`: read, split, preprocess, fit, predict,
+/// each phase one function over the session and the views the earlier phases left.
 pub fn run_on_cluster(remote: &str, job: &ClusterJob) -> Result<ClusterRun, ClusterError> {
     let estimator = Estimator::new(job)?;
     if !(job.train_fraction > 0.0 && job.train_fraction.is_finite()) {
@@ -150,340 +151,476 @@ pub fn run_on_cluster(remote: &str, job: &ClusterJob) -> Result<ClusterRun, Clus
             job.test_fraction
         )));
     }
-    let (mut s, spark_version) = Session::connect(remote)?;
-    let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    let view = |name: &str| format!("trainbench_{name}_{tag}");
-    let q = |name: &str| format!("`{}`", name.replace('`', "``"));
-
-    // 1. Read and cache.
+    let (session, spark_version) = Session::connect(remote)?;
+    let mut c = Job { s: session, job, tag: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned() };
     let started = Instant::now();
-    let raw = view("raw");
-    s.cache_view(&raw, plan::read_file(&job.data), &format!("reading {}", job.data))?;
-    let columns = describe(&s, &raw)?;
-    let label_name = match &job.label {
-        Some(l) => l.clone(),
-        None => columns.last().map(|(c, _)| c.clone()).unwrap_or_default(),
-    };
-    if !columns.iter().any(|(c, _)| c == &label_name) {
-        let names: Vec<&str> = columns.iter().map(|(c, _)| c.as_str()).collect();
-        return Err(ClusterError::Data(format!(
-            "{}: no label column '{label_name}' (columns: {})",
-            job.data,
-            names.join(", ")
-        )));
-    }
+    let read = c.read()?;
     let read_seconds = started.elapsed().as_secs_f64();
-
-    // 2. Split.
     let started = Instant::now();
-    let label = q(&label_name);
-    let labeled = |table: &str| plan::sql(&format!("SELECT * FROM {table} WHERE {label} IS NOT NULL"));
-    let (train_split, test_split) = (view("train_split"), view("test_split"));
-    let mut counted = vec![raw.clone()];
-    match &job.test_data {
-        Some(test_file) => {
-            let test_raw = view("test_raw");
-            s.cache_view(&test_raw, plan::read_file(test_file), &format!("reading {test_file}"))?;
-            let test_columns = describe(&s, &test_raw)?;
-            if test_columns != columns {
-                return Err(ClusterError::Data(format!(
-                    "{test_file} does not have the columns and types of {}: {test_columns:?} against {columns:?}",
-                    job.data
-                )));
-            }
-            s.create_view(&train_split, labeled(&raw), "selecting the labeled rows")?;
-            s.create_view(&test_split, labeled(&test_raw), "selecting the labeled rows")?;
-            counted.push(test_raw);
-        }
-        None => {
-            let cut = 1.0 - job.test_fraction;
-            let seed = job.seed as i64;
-            s.create_view(&train_split, plan::sample(labeled(&raw), 0.0, cut, seed), "splitting the rows")?;
-            s.create_view(&test_split, plan::sample(labeled(&raw), cut, 1.0, seed), "splitting the rows")?;
-        }
-    }
-    let train_split = if job.train_fraction == 1.0 {
-        train_split
-    } else {
-        let sampled = view("train_sample");
-        let f = job.train_fraction;
-        s.create_view(
-            &sampled,
-            plan::sample_with(plan::table(&train_split), 0.0, f, f > 1.0, job.seed as i64 ^ 0x5ca1e),
-            "sampling the training rows",
-        )?;
-        sampled
-    };
-    let (mut rows, mut labeled_rows) = (0, 0);
-    for table in &counted {
-        let counts = s.collect(
-            plan::sql(&format!("SELECT count(*), count({label}) FROM {table}")),
-            "counting rows and missing labels",
-        )?;
-        rows += int_at(&counts, 0).unwrap_or(0);
-        labeled_rows += int_at(&counts, 1).unwrap_or(0);
-    }
-    let classes = strings_at(
-        &s.collect(
-            plan::sql(&format!("SELECT DISTINCT CAST({label} AS STRING) AS c FROM {train_split} ORDER BY c")),
-            "listing the classes",
-        )?,
-        0,
-    );
-    if classes.len() < 2 {
-        return Err(ClusterError::Data(format!(
-            "{}: the training rows have {} class(es) in '{}'; a classifier needs at least 2",
-            job.data,
-            classes.len(),
-            label_name
-        )));
-    }
-
-    // 3. Preprocessing stages, fitted on the training part.
-    let mut numeric = Vec::new();
-    let mut categorical = Vec::new();
-    for (name, ty) in columns.iter().filter(|(c, _)| c != &label_name) {
-        match ty.as_str() {
-            "tinyint" | "smallint" | "int" | "bigint" | "float" | "double" => numeric.push(name.clone()),
-            t if t.starts_with("decimal") => numeric.push(name.clone()),
-            "string" | "boolean" => categorical.push(name.clone()),
-            other => {
-                return Err(ClusterError::Data(format!(
-                    "{}: column '{name}' has type {other}; cluster mode uses numeric and string columns",
-                    job.data
-                )));
-            }
-        }
-    }
-    if numeric.is_empty() && categorical.is_empty() {
-        return Err(ClusterError::Data(format!("{}: no feature columns besides the label", job.data)));
-    }
-    // Booleans are indexed as strings; cast them so StringIndexer takes them.
-    let cast_booleans = columns.iter().any(|(_, t)| t == "boolean");
-    let train_input = |name: &str| -> pb::Relation {
-        if cast_booleans {
-            let exprs = columns
-                .iter()
-                .map(|(c, t)| if t == "boolean" { plan::alias(plan::call("string", vec![col(c)]), c) } else { col(c) })
-                .collect();
-            plan::project(plan::table(name), exprs)
-        } else {
-            plan::table(name)
-        }
-    };
-    let mut stages: Vec<String> = Vec::new(); // fitted model references, in order
-    let apply =
-        |stages: &[String], input: pb::Relation| stages.iter().fold(input, |rel, m| plan::transform_with_model(m, rel));
-    let step = "fitting the preprocessing stages";
-    let fitted = |s: &mut Session, class: &str, params: &[(&str, Param)], stages: &[String]| {
-        s.ml(plan::fit(class, params, apply(stages, train_input(&train_split))), step).and_then(|r| model_ref(r, step))
-    };
-    let label_col = "trainbench_label";
-    stages.push(fitted(
-        &mut s,
-        "org.apache.spark.ml.feature.StringIndexer",
-        &[
-            ("inputCol", Param::Str(label_name.clone())),
-            ("outputCol", Param::Str(label_col.into())),
-            ("stringOrderType", Param::Str("alphabetAsc".into())),
-            ("handleInvalid", Param::Str("error".into())),
-        ],
-        &stages,
-    )?);
-    let mut assembled_inputs = Vec::new();
-    if !categorical.is_empty() {
-        let indexed: Vec<String> = categorical.iter().map(|c| format!("trainbench_idx_{c}")).collect();
-        let encoded: Vec<String> = categorical.iter().map(|c| format!("trainbench_vec_{c}")).collect();
-        stages.push(fitted(
-            &mut s,
-            "org.apache.spark.ml.feature.StringIndexer",
-            &[
-                ("inputCols", Param::Strs(categorical.clone())),
-                ("outputCols", Param::Strs(indexed.clone())),
-                ("handleInvalid", Param::Str("keep".into())),
-            ],
-            &stages,
-        )?);
-        stages.push(fitted(
-            &mut s,
-            "org.apache.spark.ml.feature.OneHotEncoder",
-            &[
-                ("inputCols", Param::Strs(indexed)),
-                ("outputCols", Param::Strs(encoded.clone())),
-                ("handleInvalid", Param::Str("keep".into())),
-            ],
-            &stages,
-        )?);
-        assembled_inputs.extend(encoded);
-    }
-    if !numeric.is_empty() {
-        let imputed: Vec<String> = numeric.iter().map(|c| format!("trainbench_imp_{c}")).collect();
-        stages.push(fitted(
-            &mut s,
-            "org.apache.spark.ml.feature.Imputer",
-            &[
-                ("inputCols", Param::Strs(numeric.clone())),
-                ("outputCols", Param::Strs(imputed.clone())),
-                ("strategy", Param::Str("mean".into())),
-            ],
-            &stages,
-        )?);
-        assembled_inputs.splice(0..0, imputed);
-    }
-    let assemble = |input: pb::Relation| {
-        plan::transform_with(
-            "org.apache.spark.ml.feature.VectorAssembler",
-            &[
-                ("inputCols", Param::Strs(assembled_inputs.clone())),
-                ("outputCol", Param::Str("trainbench_assembled".into())),
-                ("handleInvalid", Param::Str("error".into())),
-            ],
-            input,
-        )
-    };
-    let scaler = s
-        .ml(
-            plan::fit(
-                "org.apache.spark.ml.feature.StandardScaler",
-                &[
-                    ("inputCol", Param::Str("trainbench_assembled".into())),
-                    ("outputCol", Param::Str("trainbench_features".into())),
-                    ("withMean", Param::Bool(true)),
-                    ("withStd", Param::Bool(true)),
-                ],
-                assemble(apply(&stages, train_input(&train_split))),
-            ),
-            step,
-        )
-        .and_then(|r| model_ref(r, step))?;
-    let prepared = |split: &str| {
-        let all = plan::transform_with_model(&scaler, assemble(apply(&stages, train_input(split))));
-        plan::project(all, vec![col(label_col), col("trainbench_features")])
-    };
-    let (train, test) = (view("train"), view("test"));
-    s.cache_view(&train, prepared(&train_split), "preparing the training rows")?;
-    s.cache_view(&test, prepared(&test_split), "preparing the test rows")?;
-    let sizes = s.collect(
-        plan::sql(&format!("SELECT (SELECT count(*) FROM {train}), (SELECT count(*) FROM {test})")),
-        "counting the split",
-    )?;
-    let (train_rows, test_rows) = (int_at(&sizes, 0).unwrap_or(0), int_at(&sizes, 1).unwrap_or(0));
-    if train_rows == 0 || test_rows == 0 {
-        return Err(ClusterError::Data(format!(
-            "{}: the split left {train_rows} training and {test_rows} test rows",
-            job.data
-        )));
-    }
-    let width = s.collect(
-        plan::limit(
-            plan::project(
-                plan::table(&train),
-                vec![plan::call("size", vec![plan::vector_to_array("trainbench_features")])],
-            ),
-            1,
-        ),
-        "measuring the feature vector",
-    )?;
-    let features = int_at(&width, 0).unwrap_or(0) as usize;
+    let split = c.split(&read)?;
+    let prepared = c.preprocess(&read, &split)?;
     let preprocess_seconds = started.elapsed().as_secs_f64();
-
-    // 4. Fit, with the server's CPU and memory sampled when it runs here.
-    let (class, params) = estimator.spark_params(features, classes.len(), label_col)?;
-    let server_pid = local_port(remote).and_then(pid_listening_on);
-    let sampler = server_pid.map(|pid| ResourceSampler::start_for(pid, Duration::from_millis(100)));
-    let started = Instant::now();
-    let fit_step = format!("fitting {}", estimator.kind.name());
-    let model =
-        s.ml(plan::fit(class, &params, plan::table(&train)), &fit_step).and_then(|r| model_ref(r, &fit_step))?;
-    let fit_seconds = started.elapsed().as_secs_f64();
-    let server_fit_resources = sampler.map(ResourceSampler::stop);
-    // What MLlib did, counted as the embedded engine counts it (a missing answer costs nothing).
-    let counter: &[&str] = if estimator.kind == ModelKind::Tree { &["depth"] } else { &["summary", "totalIterations"] };
-    let iterations = s
-        .ml(plan::fetch(&model, counter), "reading the iteration count")
-        .ok()
-        .and_then(|r| int_result(&r))
-        .map(|n| n as u64);
-
-    // 5. Predict, bring the predictions back, and let Spark score them too.
-    let started = Instant::now();
-    let predictions = view("predictions");
-    s.cache_view(
-        &predictions,
-        plan::project(
-            plan::transform_with_model(&model, plan::table(&test)),
-            vec![col(label_col), col("prediction"), plan::alias(plan::vector_to_array("probability"), "p")],
-        ),
-        "predicting the test rows",
-    )?;
-    let batches = s.collect(plan::table(&predictions), "collecting the predictions")?;
-    let predict_seconds = started.elapsed().as_secs_f64();
-    let (labels, proba) = label_and_proba(&batches, classes.len())?;
-    let evaluate = |s: &mut Session, metric: &str| -> Result<f64, ClusterError> {
-        let step = format!("evaluating {metric}");
-        let result = s.ml(
-            plan::evaluate(
-                "org.apache.spark.ml.evaluation.MulticlassClassificationEvaluator",
-                &[
-                    ("labelCol", Param::Str(label_col.into())),
-                    ("predictionCol", Param::Str("prediction".into())),
-                    ("metricName", Param::Str(metric.into())),
-                ],
-                plan::table(&predictions),
-            ),
-            &step,
-        )?;
-        double_result(&result).ok_or(ClusterError::Spark { step, message: "the evaluator returned no number".into() })
-    };
-    let spark_accuracy = evaluate(&mut s, "accuracy")?;
-    let spark_f1_weighted = evaluate(&mut s, "f1")?;
-
+    let fit = c.fit(&estimator, &prepared, split.classes.len(), remote)?;
+    let predicted = c.predict(&fit.model, &prepared, split.classes.len())?;
     Ok(ClusterRun {
         spark_version,
-        label: label_name,
-        classes,
-        rows: rows as u64,
-        unlabeled_rows: (rows - labeled_rows).max(0) as u64,
-        train_rows: train_rows as u64,
-        test_rows: test_rows as u64,
-        features,
-        labels,
-        proba,
-        spark_accuracy,
-        spark_f1_weighted,
-        iterations,
-        phases: ClusterPhases { read_seconds, preprocess_seconds, fit_seconds, predict_seconds },
-        server_fit_resources,
+        label: read.label,
+        classes: split.classes,
+        rows: split.rows as u64,
+        unlabeled_rows: (split.rows - split.labeled_rows).max(0) as u64,
+        train_rows: prepared.train_rows as u64,
+        test_rows: prepared.test_rows as u64,
+        features: prepared.features,
+        labels: predicted.labels,
+        proba: predicted.proba,
+        spark_accuracy: predicted.spark_accuracy,
+        spark_f1_weighted: predicted.spark_f1_weighted,
+        iterations: fit.iterations,
+        phases: ClusterPhases {
+            read_seconds,
+            preprocess_seconds,
+            fit_seconds: fit.seconds,
+            predict_seconds: predicted.seconds,
+        },
+        server_fit_resources: fit.resources,
     })
 }
 
+/// The label column after preprocessing.
+const LABEL_COL: &str = "trainbench_label";
+
+/// A job on a session: views are named `trainbench_NAME_TAG`, so jobs never collide.
+struct Job<'a> {
+    s: Session,
+    job: &'a ClusterJob,
+    tag: String,
+}
+
+/// The file, read and cached.
+struct Read {
+    raw: String,
+    columns: Vec<(String, String)>,
+    label: String,
+}
+
+/// The training and test parts, before preprocessing.
+struct Split {
+    train: String,
+    test: String,
+    /// Rows read, and rows with a label.
+    rows: i64,
+    labeled_rows: i64,
+    classes: Vec<String>,
+}
+
+/// The preprocessed, cached parts.
+struct PreparedViews {
+    train: String,
+    test: String,
+    train_rows: i64,
+    test_rows: i64,
+    features: usize,
+}
+
+/// A fitted model on the server.
+struct Fitted {
+    model: String,
+    seconds: f64,
+    resources: Option<ResourceSummary>,
+    iterations: Option<u64>,
+}
+
+/// The test rows' predictions, brought back and scored by Spark.
+struct Predicted {
+    labels: Vec<u32>,
+    proba: Vec<f32>,
+    seconds: f64,
+    spark_accuracy: f64,
+    spark_f1_weighted: f64,
+}
+
+fn quoted(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+impl Job<'_> {
+    fn view(&self, name: &str) -> String {
+        format!("trainbench_{name}_{}", self.tag)
+    }
+
+    /// Step 1: read and cache the file; find the label column.
+    fn read(&mut self) -> Result<Read, ClusterError> {
+        let job = self.job;
+        let raw = self.view("raw");
+        self.s.cache_view(&raw, plan::read_file(&job.data), &format!("reading {}", job.data))?;
+        let columns = describe(&self.s, &raw)?;
+        let label = match &job.label {
+            Some(l) => l.clone(),
+            None => columns.last().map(|(c, _)| c.clone()).unwrap_or_default(),
+        };
+        if !columns.iter().any(|(c, _)| c == &label) {
+            let names: Vec<&str> = columns.iter().map(|(c, _)| c.as_str()).collect();
+            return Err(ClusterError::Data(format!(
+                "{}: no label column '{label}' (columns: {})",
+                job.data,
+                names.join(", ")
+            )));
+        }
+        Ok(Read { raw, columns, label })
+    }
+
+    /// Step 2: split (or read the test file), sample the training part, count rows and classes.
+    fn split(&mut self, read: &Read) -> Result<Split, ClusterError> {
+        let job = self.job;
+        let label = quoted(&read.label);
+        let labeled = |table: &str| plan::sql(&format!("SELECT * FROM {table} WHERE {label} IS NOT NULL"));
+        let (train_split, test_split) = (self.view("train_split"), self.view("test_split"));
+        let mut counted = vec![read.raw.clone()];
+        match &job.test_data {
+            Some(test_file) => {
+                let test_raw = self.view("test_raw");
+                self.s.cache_view(&test_raw, plan::read_file(test_file), &format!("reading {test_file}"))?;
+                let test_columns = describe(&self.s, &test_raw)?;
+                if test_columns != read.columns {
+                    return Err(ClusterError::Data(format!(
+                        "{test_file} does not have the columns and types of {}: {test_columns:?} against {:?}",
+                        job.data, read.columns
+                    )));
+                }
+                self.s.create_view(&train_split, labeled(&read.raw), "selecting the labeled rows")?;
+                self.s.create_view(&test_split, labeled(&test_raw), "selecting the labeled rows")?;
+                counted.push(test_raw);
+            }
+            None => {
+                let cut = 1.0 - job.test_fraction;
+                let seed = job.seed as i64;
+                self.s.create_view(
+                    &train_split,
+                    plan::sample(labeled(&read.raw), 0.0, cut, seed),
+                    "splitting the rows",
+                )?;
+                self.s.create_view(
+                    &test_split,
+                    plan::sample(labeled(&read.raw), cut, 1.0, seed),
+                    "splitting the rows",
+                )?;
+            }
+        }
+        let train_split = if job.train_fraction == 1.0 {
+            train_split
+        } else {
+            let sampled = self.view("train_sample");
+            let f = job.train_fraction;
+            self.s.create_view(
+                &sampled,
+                plan::sample_with(plan::table(&train_split), 0.0, f, f > 1.0, job.seed as i64 ^ 0x5ca1e),
+                "sampling the training rows",
+            )?;
+            sampled
+        };
+        let (mut rows, mut labeled_rows) = (0, 0);
+        for table in &counted {
+            let counts = self.s.collect(
+                plan::sql(&format!("SELECT count(*), count({label}) FROM {table}")),
+                "counting rows and missing labels",
+            )?;
+            rows += int_at(&counts, 0).unwrap_or(0);
+            labeled_rows += int_at(&counts, 1).unwrap_or(0);
+        }
+        let classes = strings_at(
+            &self.s.collect(
+                plan::sql(&format!("SELECT DISTINCT CAST({label} AS STRING) AS c FROM {train_split} ORDER BY c")),
+                "listing the classes",
+            )?,
+            0,
+        );
+        if classes.len() < 2 {
+            return Err(ClusterError::Data(format!(
+                "{}: the training rows have {} class(es) in '{}'; a classifier needs at least 2",
+                job.data,
+                classes.len(),
+                read.label
+            )));
+        }
+        Ok(Split { train: train_split, test: test_split, rows, labeled_rows, classes })
+    }
+
+    /// Step 3: fit the preprocessing stages on the training part (StringIndexer for the label and
+    /// string columns, OneHotEncoder, Imputer, VectorAssembler, StandardScaler), apply them to
+    /// both parts and cache them.
+    fn preprocess(&mut self, read: &Read, split: &Split) -> Result<PreparedViews, ClusterError> {
+        let job = self.job;
+        let columns = &read.columns;
+        let label_name = &read.label;
+        let train_split = &split.train;
+        let test_split = &split.test;
+        let label_col = LABEL_COL;
+        let s = &mut self.s;
+        let mut numeric = Vec::new();
+        let mut categorical = Vec::new();
+        for (name, ty) in columns.iter().filter(|(c, _)| c != label_name) {
+            match ty.as_str() {
+                "tinyint" | "smallint" | "int" | "bigint" | "float" | "double" => numeric.push(name.clone()),
+                t if t.starts_with("decimal") => numeric.push(name.clone()),
+                "string" | "boolean" => categorical.push(name.clone()),
+                other => {
+                    return Err(ClusterError::Data(format!(
+                        "{}: column '{name}' has type {other}; cluster mode uses numeric and string columns",
+                        job.data
+                    )));
+                }
+            }
+        }
+        if numeric.is_empty() && categorical.is_empty() {
+            return Err(ClusterError::Data(format!("{}: no feature columns besides the label", job.data)));
+        }
+        // Booleans are indexed as strings; cast them so StringIndexer takes them.
+        let cast_booleans = columns.iter().any(|(_, t)| t == "boolean");
+        let train_input = |name: &str| -> pb::Relation {
+            if cast_booleans {
+                let exprs = columns
+                    .iter()
+                    .map(
+                        |(c, t)| {
+                            if t == "boolean" { plan::alias(plan::call("string", vec![col(c)]), c) } else { col(c) }
+                        },
+                    )
+                    .collect();
+                plan::project(plan::table(name), exprs)
+            } else {
+                plan::table(name)
+            }
+        };
+        let mut stages: Vec<String> = Vec::new(); // fitted model references, in order
+        let apply = |stages: &[String], input: pb::Relation| {
+            stages.iter().fold(input, |rel, m| plan::transform_with_model(m, rel))
+        };
+        let step = "fitting the preprocessing stages";
+        let fitted = |s: &mut Session, class: &str, params: &[(&str, Param)], stages: &[String]| {
+            s.ml(plan::fit(class, params, apply(stages, train_input(train_split))), step)
+                .and_then(|r| model_ref(r, step))
+        };
+        stages.push(fitted(
+            s,
+            "org.apache.spark.ml.feature.StringIndexer",
+            &[
+                ("inputCol", Param::Str(label_name.clone())),
+                ("outputCol", Param::Str(label_col.into())),
+                ("stringOrderType", Param::Str("alphabetAsc".into())),
+                ("handleInvalid", Param::Str("error".into())),
+            ],
+            &stages,
+        )?);
+        let mut assembled_inputs = Vec::new();
+        if !categorical.is_empty() {
+            let indexed: Vec<String> = categorical.iter().map(|c| format!("trainbench_idx_{c}")).collect();
+            let encoded: Vec<String> = categorical.iter().map(|c| format!("trainbench_vec_{c}")).collect();
+            stages.push(fitted(
+                s,
+                "org.apache.spark.ml.feature.StringIndexer",
+                &[
+                    ("inputCols", Param::Strs(categorical.clone())),
+                    ("outputCols", Param::Strs(indexed.clone())),
+                    ("handleInvalid", Param::Str("keep".into())),
+                ],
+                &stages,
+            )?);
+            stages.push(fitted(
+                s,
+                "org.apache.spark.ml.feature.OneHotEncoder",
+                &[
+                    ("inputCols", Param::Strs(indexed)),
+                    ("outputCols", Param::Strs(encoded.clone())),
+                    ("handleInvalid", Param::Str("keep".into())),
+                ],
+                &stages,
+            )?);
+            assembled_inputs.extend(encoded);
+        }
+        if !numeric.is_empty() {
+            let imputed: Vec<String> = numeric.iter().map(|c| format!("trainbench_imp_{c}")).collect();
+            stages.push(fitted(
+                s,
+                "org.apache.spark.ml.feature.Imputer",
+                &[
+                    ("inputCols", Param::Strs(numeric.clone())),
+                    ("outputCols", Param::Strs(imputed.clone())),
+                    ("strategy", Param::Str("mean".into())),
+                ],
+                &stages,
+            )?);
+            assembled_inputs.splice(0..0, imputed);
+        }
+        let assemble = |input: pb::Relation| {
+            plan::transform_with(
+                "org.apache.spark.ml.feature.VectorAssembler",
+                &[
+                    ("inputCols", Param::Strs(assembled_inputs.clone())),
+                    ("outputCol", Param::Str("trainbench_assembled".into())),
+                    ("handleInvalid", Param::Str("error".into())),
+                ],
+                input,
+            )
+        };
+        let scaler = s
+            .ml(
+                plan::fit(
+                    "org.apache.spark.ml.feature.StandardScaler",
+                    &[
+                        ("inputCol", Param::Str("trainbench_assembled".into())),
+                        ("outputCol", Param::Str("trainbench_features".into())),
+                        ("withMean", Param::Bool(true)),
+                        ("withStd", Param::Bool(true)),
+                    ],
+                    assemble(apply(&stages, train_input(train_split))),
+                ),
+                step,
+            )
+            .and_then(|r| model_ref(r, step))?;
+        let prepared = |split: &str| {
+            let all = plan::transform_with_model(&scaler, assemble(apply(&stages, train_input(split))));
+            plan::project(all, vec![col(label_col), col("trainbench_features")])
+        };
+        let (train, test) = (format!("trainbench_train_{}", self.tag), format!("trainbench_test_{}", self.tag));
+        s.cache_view(&train, prepared(train_split), "preparing the training rows")?;
+        s.cache_view(&test, prepared(test_split), "preparing the test rows")?;
+        let sizes = s.collect(
+            plan::sql(&format!("SELECT (SELECT count(*) FROM {train}), (SELECT count(*) FROM {test})")),
+            "counting the split",
+        )?;
+        let (train_rows, test_rows) = (int_at(&sizes, 0).unwrap_or(0), int_at(&sizes, 1).unwrap_or(0));
+        if train_rows == 0 || test_rows == 0 {
+            return Err(ClusterError::Data(format!(
+                "{}: the split left {train_rows} training and {test_rows} test rows",
+                job.data
+            )));
+        }
+        let width = s.collect(
+            plan::limit(
+                plan::project(
+                    plan::table(&train),
+                    vec![plan::call("size", vec![plan::vector_to_array("trainbench_features")])],
+                ),
+                1,
+            ),
+            "measuring the feature vector",
+        )?;
+        let features = int_at(&width, 0).unwrap_or(0) as usize;
+        Ok(PreparedViews { train, test, train_rows, test_rows, features })
+    }
+
+    /// Step 4: fit the model, with the server's CPU and memory sampled when it runs here, and read
+    /// MLlib's count of the work.
+    fn fit(
+        &mut self,
+        estimator: &Estimator,
+        prepared: &PreparedViews,
+        classes: usize,
+        remote: &str,
+    ) -> Result<Fitted, ClusterError> {
+        let s = &mut self.s;
+        let (class, params) = estimator.spark_params(prepared.features, classes, LABEL_COL)?;
+        let server_pid = local_port(remote).and_then(pid_listening_on);
+        let sampler = server_pid.map(|pid| ResourceSampler::start_for(pid, Duration::from_millis(100)));
+        let started = Instant::now();
+        let fit_step = format!("fitting {}", estimator.kind().name());
+        let model = s
+            .ml(plan::fit(class, &params, plan::table(&prepared.train)), &fit_step)
+            .and_then(|r| model_ref(r, &fit_step))?;
+        let fit_seconds = started.elapsed().as_secs_f64();
+        let server_fit_resources = sampler.map(ResourceSampler::stop);
+        // What MLlib did, counted as the embedded engine counts it (a missing answer costs nothing).
+        let counter: &[&str] =
+            if estimator.kind() == ModelKind::Tree { &["depth"] } else { &["summary", "totalIterations"] };
+        let iterations = s
+            .ml(plan::fetch(&model, counter), "reading the iteration count")
+            .ok()
+            .and_then(|r| int_result(&r))
+            .map(|n| n as u64);
+        Ok(Fitted { model, seconds: fit_seconds, resources: server_fit_resources, iterations })
+    }
+
+    /// Step 5: predict the test rows, bring the predictions back, and let Spark score them too.
+    fn predict(&mut self, model: &str, prepared: &PreparedViews, classes: usize) -> Result<Predicted, ClusterError> {
+        let label_col = LABEL_COL;
+        let predictions = self.view("predictions");
+        let s = &mut self.s;
+        let started = Instant::now();
+        s.cache_view(
+            &predictions,
+            plan::project(
+                plan::transform_with_model(model, plan::table(&prepared.test)),
+                vec![col(label_col), col("prediction"), plan::alias(plan::vector_to_array("probability"), "p")],
+            ),
+            "predicting the test rows",
+        )?;
+        let batches = s.collect(plan::table(&predictions), "collecting the predictions")?;
+        let predict_seconds = started.elapsed().as_secs_f64();
+        let (labels, proba) = label_and_proba(&batches, classes)?;
+        let evaluate = |s: &mut Session, metric: &str| -> Result<f64, ClusterError> {
+            let step = format!("evaluating {metric}");
+            let result = s.ml(
+                plan::evaluate(
+                    "org.apache.spark.ml.evaluation.MulticlassClassificationEvaluator",
+                    &[
+                        ("labelCol", Param::Str(label_col.into())),
+                        ("predictionCol", Param::Str("prediction".into())),
+                        ("metricName", Param::Str(metric.into())),
+                    ],
+                    plan::table(&predictions),
+                ),
+                &step,
+            )?;
+            double_result(&result)
+                .ok_or(ClusterError::Spark { step, message: "the evaluator returned no number".into() })
+        };
+        let spark_accuracy = evaluate(s, "accuracy")?;
+        let spark_f1_weighted = evaluate(s, "f1")?;
+        Ok(Predicted { labels, proba, seconds: predict_seconds, spark_accuracy, spark_f1_weighted })
+    }
+}
+
 /// An ML operator's parameters, by their MLlib names.
-type Params = Vec<(&'static str, Param)>;
+type SparkParams = Vec<(&'static str, Param)>;
 
 /// The model to fit, with its parameters checked by the embedded engine's rules.
-struct Estimator {
-    kind: ModelKind,
-    lr: Option<LrParams>,
-    tree: Option<TreeParams>,
-    mlp: Option<MlpParams>,
+enum Estimator {
+    Lr(LrParams),
+    Tree(TreeParams, u64),
+    Mlp(MlpParams, u64),
 }
 
 impl Estimator {
     fn new(job: &ClusterJob) -> Result<Self, ClusterError> {
-        let p = job.params.clone();
-        let mut e = Self { kind: job.kind, lr: None, tree: None, mlp: None };
-        match job.kind {
-            ModelKind::Lr => e.lr = Some(LrParams::from_map(p)?),
-            ModelKind::Tree => e.tree = Some(TreeParams::from_map(p, job.seed)?),
-            ModelKind::Mlp => e.mlp = Some(MlpParams::from_map(p, job.seed)?),
+        let p = &job.params;
+        Ok(match job.kind {
+            ModelKind::Lr => Estimator::Lr(LrParams::from_params(p)?),
+            ModelKind::Tree => Estimator::Tree(TreeParams::from_params(p)?, job.seed),
+            ModelKind::Mlp => {
+                let mlp = MlpParams::from_params(p)?;
+                if mlp.precision != Precision::F64 {
+                    return Err(ClusterError::Data(format!(
+                        "precision {}: Spark MLlib's MLP computes in f64 only",
+                        mlp.precision
+                    )));
+                }
+                Estimator::Mlp(mlp, job.seed)
+            }
             other => {
                 return Err(ClusterError::Data(format!(
                     "cluster mode trains the spark engine's models (lr, tree, mlp), not '{}'",
                     other.name()
                 )));
             }
+        })
+    }
+
+    fn kind(&self) -> ModelKind {
+        match self {
+            Estimator::Lr(_) => ModelKind::Lr,
+            Estimator::Tree(..) => ModelKind::Tree,
+            Estimator::Mlp(..) => ModelKind::Mlp,
         }
-        Ok(e)
     }
 
     /// The MLlib class and its parameters.
@@ -492,45 +629,47 @@ impl Estimator {
         features: usize,
         classes: usize,
         label: &str,
-    ) -> Result<(&'static str, Params), ClusterError> {
+    ) -> Result<(&'static str, SparkParams), ClusterError> {
         let mut params =
             vec![("featuresCol", Param::Str("trainbench_features".into())), ("labelCol", Param::Str(label.into()))];
         let int = |v: usize| Param::Int(v as i64);
-        let class = if let Some(p) = &self.lr {
-            params.extend([
-                ("maxIter", int(p.max_iter)),
-                ("tol", Param::Double(p.tol)),
-                ("regParam", Param::Double(p.reg_param)),
-                ("elasticNetParam", Param::Double(p.elastic_net_param)),
-                ("fitIntercept", Param::Bool(p.fit_intercept)),
-                ("standardization", Param::Bool(p.standardization)),
-            ]);
-            "org.apache.spark.ml.classification.LogisticRegression"
-        } else if let Some(p) = &self.tree {
-            params.extend([
-                ("maxDepth", int(p.max_depth)),
-                ("maxBins", int(p.max_bins)),
-                ("minInstancesPerNode", int(p.min_instances_per_node)),
-                ("minInfoGain", Param::Double(p.min_info_gain)),
-                ("impurity", Param::Str(if p.impurity == Impurity::Gini { "gini" } else { "entropy" }.into())),
-                ("seed", Param::Int(p.seed as i64)),
-            ]);
-            "org.apache.spark.ml.classification.DecisionTreeClassifier"
-        } else if let Some(p) = &self.mlp {
-            p.check_size(features, classes)?;
-            let layers = p.layers(features, classes).into_iter().map(|l| l as i64).collect();
-            params.extend([
-                ("layers", Param::Ints(layers)),
-                ("maxIter", int(p.max_iter)),
-                ("tol", Param::Double(p.tol)),
-                ("solver", Param::Str(if p.solver == MlpSolver::LBfgs { "l-bfgs" } else { "gd" }.into())),
-                ("stepSize", Param::Double(p.step_size)),
-                ("blockSize", int(p.block_size)),
-                ("seed", Param::Int(p.seed as i64)),
-            ]);
-            "org.apache.spark.ml.classification.MultilayerPerceptronClassifier"
-        } else {
-            return Err(ClusterError::Data(format!("no cluster estimator for '{}'", self.kind.name())));
+        let class = match self {
+            Estimator::Lr(p) => {
+                params.extend([
+                    ("maxIter", int(p.max_iter)),
+                    ("tol", Param::Double(p.tol)),
+                    ("regParam", Param::Double(p.reg_param)),
+                    ("elasticNetParam", Param::Double(p.elastic_net_param)),
+                    ("fitIntercept", Param::Bool(p.fit_intercept)),
+                    ("standardization", Param::Bool(p.standardization)),
+                ]);
+                "org.apache.spark.ml.classification.LogisticRegression"
+            }
+            Estimator::Tree(p, seed) => {
+                params.extend([
+                    ("maxDepth", int(p.max_depth)),
+                    ("maxBins", int(p.max_bins)),
+                    ("minInstancesPerNode", int(p.min_instances_per_node)),
+                    ("minInfoGain", Param::Double(p.min_info_gain)),
+                    ("impurity", Param::Str(if p.impurity == Impurity::Gini { "gini" } else { "entropy" }.into())),
+                    ("seed", Param::Int(*seed as i64)),
+                ]);
+                "org.apache.spark.ml.classification.DecisionTreeClassifier"
+            }
+            Estimator::Mlp(p, seed) => {
+                p.check_size(features, classes)?;
+                let layers = p.layers(features, classes).into_iter().map(|l| l as i64).collect();
+                params.extend([
+                    ("layers", Param::Ints(layers)),
+                    ("maxIter", int(p.max_iter)),
+                    ("tol", Param::Double(p.tol)),
+                    ("solver", Param::Str(if p.solver == MlpSolver::LBfgs { "l-bfgs" } else { "gd" }.into())),
+                    ("stepSize", Param::Double(p.step_size)),
+                    ("blockSize", int(p.block_size)),
+                    ("seed", Param::Int(*seed as i64)),
+                ]);
+                "org.apache.spark.ml.classification.MultilayerPerceptronClassifier"
+            }
         };
         Ok((class, params))
     }

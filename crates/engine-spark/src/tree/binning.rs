@@ -211,7 +211,7 @@ impl RowBinner {
 
     /// [`Self::count_rows`] with AVX2: one instruction compares eight features with one
     /// threshold each. Written with intrinsics, and so with its own feature check rather than
-    /// `fastmath::vectorized` (which recompiles portable code and runs it on any CPU): compiled
+    /// `kernels::vectorized` (which recompiles portable code and runs it on any CPU): compiled
     /// that way, the portable loop vectorized along the thresholds instead and took 1.7–3× longer.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]

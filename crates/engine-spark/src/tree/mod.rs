@@ -78,27 +78,28 @@ impl TrainedModel for TreeModel {
         Ok(out)
     }
 
-    fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or_default()
+    fn to_json(&self) -> Result<serde_json::Value> {
+        crate::encode(self)
     }
 }
 
 /// Marks a row whose node is a finished leaf.
 const DONE: u32 = u32::MAX;
 
-/// Fits on partitioned training rows; `valid` rows, where given, are scored after every level
-/// (by the tree grown so far).
+/// Fits on partitioned training rows, with split candidates sampled by `seed`; `valid` rows,
+/// where given, are scored after every level (by the tree grown so far).
 pub fn fit(
     exec: &Executor,
     data: &Partitioned,
     classes: usize,
     categorical: &[(usize, usize)],
     params: &TreeParams,
+    seed: u64,
     valid: Option<&Prepared>,
 ) -> Result<(TreeModel, TrainLog)> {
     let start = Instant::now();
     let d = data.data.n_features;
-    let splits = find_splits(exec, data, categorical, params.max_bins, params.seed)?;
+    let splits = find_splits(exec, data, categorical, params.max_bins, seed)?;
     // Bin every row once (TreePoint): one byte per feature.
     let binner = RowBinner::new(&splits);
     let binned: Vec<std::result::Result<Vec<u8>, String>> = exec.map_partitions(data.len(), |p| {

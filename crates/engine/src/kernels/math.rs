@@ -1,5 +1,5 @@
-//! Vectorizable f32 exponential, sigmoid and tanh for the engines' hot loops, and the two f64
-//! functions of a logistic loss.
+//! Vectorizable f32 exponential, sigmoid and tanh, and f64 exponential, sigmoid and ln(1 + x),
+//! for the engines' hot loops, and the AVX2 dispatch they run under.
 //!
 //! libm's `expf` and `tanhf` are a call per value, which keeps loops over activations from
 //! vectorizing; these are plain arithmetic with no branches, so the compiler turns a loop of

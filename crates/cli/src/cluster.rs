@@ -1,5 +1,5 @@
 //! `--spark-remote sc://HOST:PORT`: the spark engine's runs on real Spark MLlib through Spark
-//! Connect. Spark reads the file, splits and preprocesses it with its own ML stages; the
+//! Connect, recorded as any run is ([`fill_record`]). Spark reads the file, splits and preprocesses it with its own ML stages; the
 //! predictions come back and are scored by trainbench's metrics, beside Spark's evaluator.
 
 use std::path::Path;
@@ -8,9 +8,9 @@ use anyhow::{Result, bail};
 use trainbench_engine::ModelSpec;
 use trainbench_metrics::{ClassificationReport, ResourceSummary};
 
-use crate::args::LoadArgs;
-use crate::cmd::prepare::PrepArgs;
-use crate::report::{ClusterInfo, RunRecord, Scores};
+use crate::args::{LoadArgs, PrepArgs};
+use crate::results::{ClusterInfo, RunRecord, RunStatus, Scores};
+use crate::runner::rows_per_second;
 
 /// A finished cluster run, scored by trainbench's metrics.
 pub struct ClusterOutcome {
@@ -116,13 +116,15 @@ pub fn fit_on_cluster(
 
 /// The cluster's side of a run record.
 pub fn fill_record(record: &mut RunRecord, o: ClusterOutcome) {
-    record.status = "ok".into();
+    record.status = RunStatus::Ok;
     record.workers = 0;
+    record.replicas = None;
+    record.partitions = None;
     record.train_rows = o.train_rows;
     record.fit_seconds = o.fit_seconds;
     record.iterations = o.iterations.unwrap_or(0) as usize;
     record.predict_seconds = o.predict_seconds;
-    record.rows_per_second = o.train_rows as f64 / o.fit_seconds.max(1e-9);
+    record.rows_per_second = rows_per_second(o.train_rows, 1, o.fit_seconds);
     if let Some(r) = &o.server_fit_resources {
         record.cpu_seconds = r.cpu_seconds;
         record.mean_cpu_percent = r.mean_cpu_percent;
