@@ -433,7 +433,11 @@ fn scale_sweeps_rows_and_workers_and_a_failed_run_is_recorded() {
     assert!(cnn.iter().all(|r| r["status"] == "failed" && r["error"].as_str().unwrap().contains("too few")), "{cnn:?}");
     let html = std::fs::read_to_string(d.join("rep/report.html")).unwrap();
     assert!(html.contains("id=\"chart-scale-rows\"") && html.contains("id=\"chart-scale-workers\""));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("spark lr: time ∝ rows^"));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("spark lr: time ∝ rows^"), "{out}");
+    // A sweep is not a like-for-like comparison, and says so rather than "no model family".
+    let faster = out.lines().skip_while(|l| !l.starts_with("Which trains faster?")).nth(1).unwrap();
+    assert!(faster.contains("This study is a sweep"), "{faster}");
 }
 
 #[test]

@@ -124,7 +124,14 @@ pub fn answers(results: &Results) -> Vec<(String, String)> {
     let main: Vec<&Group> = all.iter().filter(|g| g.sweep.is_none() && g.ok > 0).collect();
     let comparisons = &results.comparisons;
     let mut out = Vec::new();
+    let is_sweep = main.is_empty() && all.iter().any(|g| g.sweep.is_some());
     let none = || {
+        if is_sweep {
+            return "This study is a sweep (`trainbench scale`): its runs differ in rows and workers, so it is not \
+                    a like-for-like comparison of the paradigms; `trainbench compare` gives that. Scaling is \
+                    answered below."
+                .to_owned();
+        }
         let list = |e: &str| {
             let m = unpaired(&main, comparisons, e);
             if m.is_empty() { "none".to_owned() } else { m.join(", ") }
@@ -276,19 +283,20 @@ fn scaling_answer(all: &[Group]) -> String {
             .filter(|g| g.sweep.is_some_and(|s| s.workers == max_w))
             .map(|g| (g.sweep.map_or(1.0, |s| s.fraction), g.fit_seconds.mean))
             .collect();
-        let exp = power_law_exponent(&by_rows).map_or("n/a".into(), |e| format!("{e:.2}"));
+        // With one data size there is no exponent to fit.
+        let exp = power_law_exponent(&by_rows).map(|e| format!("time ∝ rows^{e:.2}"));
         let t = |w: usize| {
             mine.iter()
                 .find(|g| g.sweep.is_some_and(|s| s.workers == w && s.fraction == 1.0))
                 .map(|g| g.fit_seconds.mean)
         };
         let speed = match (t(1), t(max_w)) {
-            (Some(a), Some(b)) if max_w > 1 => format!(
-                ", {max_w} workers {:.2}× faster than 1 (efficiency {:.0} %)",
+            (Some(a), Some(b)) if max_w > 1 => Some(format!(
+                "{max_w} workers {:.2}× faster than 1 (efficiency {:.0} %)",
                 a / b,
                 100.0 * a / b / max_w as f64
-            ),
-            _ => String::new(),
+            )),
+            _ => None,
         };
         // How many cores each worker count kept busy: the check that a run had what it was given.
         let mut busy: Vec<(usize, f64)> = mine
@@ -304,7 +312,8 @@ fn scaling_answer(all: &[Group]) -> String {
                 busy.iter().map(|(w, c)| format!("{c:.2} of {w}")).collect::<Vec<_>>().join(", ")
             )
         };
-        parts.push(format!("{engine} {model}: time ∝ rows^{exp}{speed}{busy}"));
+        let clauses: Vec<String> = exp.into_iter().chain(speed).collect();
+        parts.push(format!("{engine} {model}: {}{busy}", clauses.join(", ")));
     }
     format!(
         "{}. An exponent near 1 is linear; below 1, fixed costs dominate at these sizes. A run with W workers has W \
