@@ -244,11 +244,28 @@ pub fn prepare(path: &Path, options: &PipelineOptions, timers: &mut PhaseTimers)
         let mut preprocess = options.preprocess.clone();
         preprocess.missing = options.clean.missing.clone();
         let fitted = Preprocessor::new(preprocess).fit(&table, &parts.train, &classes)?;
-        let (train, c1) = fitted.transform(&table, Some(&parts.train))?;
-        let (valid, c2) = fitted.transform(&table, Some(&parts.valid))?;
-        let (test, c3) = match &test_part {
-            Some((t, _)) => fitted.transform(t, None)?,
-            None => fitted.transform(&table, Some(&parts.test))?,
+        let (numeric_columns, categorical_columns) =
+            table.features().fold((0, 0), |(n, c), (_, col)| match col.kind() {
+                ColumnKind::Numeric => (n + 1, c),
+                ColumnKind::Categorical => (n, c + 1),
+            });
+        let label = table.label_name().to_owned();
+        // The table is consumed column by column, so it and the prepared rows are never both
+        // whole in memory.
+        let (train, valid, test, counts) = match &test_part {
+            Some((t, _)) => {
+                let mut own = fitted.transform_parts(table, &[&parts.train, &parts.valid])?.into_iter();
+                let ((train, c1), (valid, c2)) = (own.next().expect("two parts"), own.next().expect("two parts"));
+                let (test, c3) = fitted.transform(t, None)?;
+                (train, valid, test, [c1, c2, c3])
+            }
+            None => {
+                let mut own = fitted.transform_parts(table, &[&parts.train, &parts.valid, &parts.test])?.into_iter();
+                let (train, c1) = own.next().expect("three parts");
+                let (valid, c2) = own.next().expect("three parts");
+                let (test, c3) = own.next().expect("three parts");
+                (train, valid, test, [c1, c2, c3])
+            }
         };
         let per_class = classes
             .iter()
@@ -258,21 +275,16 @@ pub fn prepare(path: &Path, options: &PipelineOptions, timers: &mut PhaseTimers)
                 (name.clone(), count(&train), count(&valid), count(&test))
             })
             .collect();
-        let (numeric_columns, categorical_columns) =
-            table.features().fold((0, 0), |(n, c), (_, col)| match col.kind() {
-                ColumnKind::Numeric => (n + 1, c),
-                ColumnKind::Categorical => (n, c + 1),
-            });
         let summary = PrepareSummary {
             source,
             test_source: test_part.as_ref().map(|(_, s)| s.clone()),
-            label: table.label_name().to_owned(),
+            label,
             split: SplitSummary { train: train.rows(), valid: valid.rows(), test: test.rows(), per_class },
             numeric_columns,
             categorical_columns,
             features: fitted.feature_names().len(),
-            imputed_cells: c1.imputed_cells + c2.imputed_cells + c3.imputed_cells,
-            unseen_categories: c1.unseen_categories + c2.unseen_categories + c3.unseen_categories,
+            imputed_cells: counts.iter().map(|c| c.imputed_cells).sum(),
+            unseen_categories: counts.iter().map(|c| c.unseen_categories).sum(),
             quarantined_rows: quarantine.len(),
         };
         Ok(PreparedData { train, valid, test, preprocessor: fitted, summary, quarantine })
