@@ -325,7 +325,7 @@ impl FittedPreprocessor {
             parts.iter().map(|rows| self.encode_labels(label_column, rows)).collect::<Result<_>>()?;
         let mut counts = vec![TransformCounts::default(); parts.len()];
         // blocks[p][k]: column k's output features for the rows of part p, `width_of(k)` wide.
-        let mut blocks: Vec<Vec<Vec<f32>>> = parts.iter().map(|_| Vec::new()).collect();
+        let mut blocks: Vec<Vec<(usize, Vec<f32>)>> = parts.iter().map(|_| Vec::new()).collect();
         for (k, fitted) in self.columns.iter().enumerate() {
             let w = self.width_of(fitted);
             for ((rows, part_blocks), count) in parts.iter().zip(&mut blocks).zip(&mut counts) {
@@ -333,7 +333,7 @@ impl FittedPreprocessor {
                 let c = self.transform_columns(&table, rows, &mut block, k..k + 1, w)?;
                 count.imputed_cells += c.imputed_cells;
                 count.unseen_categories += c.unseen_categories;
-                part_blocks.push(block);
+                part_blocks.push((w, block));
             }
             if let Some(column) = table.columns.iter_mut().find(|c| c.name == fitted.name()) {
                 match &mut column.data {
@@ -343,18 +343,23 @@ impl FittedPreprocessor {
             }
         }
         drop(table);
+        // Interleave a few thousand rows at a time, so each stretch of output stays in cache
+        // while every column's block writes into it.
+        const CHUNK_ROWS: usize = 4096;
         let width = self.feature_names.len();
         let mut out = Vec::with_capacity(parts.len());
         for ((part_blocks, labels), count) in blocks.into_iter().zip(labels).zip(counts) {
-            let rows = labels.len();
-            let mut features = vec![0f32; rows * width];
-            let mut offset = 0;
-            for block in part_blocks {
-                let w = block.len() / rows.max(1);
-                for (row, values) in features.chunks_exact_mut(width).zip(block.chunks_exact(w.max(1))) {
-                    row[offset..offset + w].copy_from_slice(values);
+            let mut features = vec![0f32; labels.len() * width];
+            for (c, chunk) in features.chunks_mut(CHUNK_ROWS * width.max(1)).enumerate() {
+                let first = c * CHUNK_ROWS;
+                let mut offset = 0;
+                for (w, block) in part_blocks.iter().filter(|(w, _)| *w > 0) {
+                    let source = &block[first * w..][..chunk.len() / width * w];
+                    for (row, values) in chunk.chunks_exact_mut(width).zip(source.chunks_exact(*w)) {
+                        row[offset..offset + w].copy_from_slice(values);
+                    }
+                    offset += w;
                 }
-                offset += w;
             }
             out.push((self.prepared(features, labels), count));
         }
