@@ -1,8 +1,9 @@
 # Sourced by the benchmark scripts: what each of them needs before its first run.
 
-# Builds the release binary ($bin) and makes a work folder ($work), removed on exit.
+# Builds the release binary ($bin; with the cargo features in $features, if set) and makes a
+# work folder ($work), removed on exit.
 build_and_make_workdir() {
-  cargo build --release -q -p trainbench
+  cargo build --release -q -p trainbench ${features:+--features "$features"}
   bin=target/release/trainbench
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT

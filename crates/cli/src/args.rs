@@ -198,17 +198,18 @@ impl PrepArgs {
 #[derive(Args, Debug, Clone, PartialEq)]
 #[command(next_help_heading = "Running")]
 pub struct RunArgs {
-    /// Cores the fit may use (default: all): the spark engine's worker threads over partitions,
-    /// the tensor engine's thread pool (its replicas and its tensor operations). Equal --workers
-    /// gives both paradigms equal CPU.
+    /// Cores the fit may use (default: all; under mpirun, the host's cores shared among its
+    /// processes): the spark engine's worker threads over partitions, the tensor engine's thread
+    /// pool (its replicas and its tensor operations). Equal --workers gives both paradigms equal
+    /// CPU. Under mpirun it is per process.
     #[arg(long)]
     pub workers: Option<usize>,
-    /// tensor: replicas each global batch is split over (default: one per worker). Replicas sum
-    /// their gradients, so the weights do not depend on their number.
+    /// tensor: replicas each global batch is split over (default: one per worker; under mpirun,
+    /// per process). Replicas sum their gradients, so the weights do not depend on their number.
     #[arg(long)]
     pub replicas: Option<usize>,
-    /// spark: partitions of the training rows (default: 2 per worker). Fix it to compare worker
-    /// counts on identical partitions.
+    /// spark: partitions of the training rows (default: 2 per worker, all processes together).
+    /// Fix it to compare worker counts on identical partitions.
     #[arg(long)]
     pub partitions: Option<usize>,
     /// Arithmetic of the forward and backward passes. tensor: f32 (default), bf16 or f16 (mixed,
@@ -256,6 +257,9 @@ impl RunArgs {
     /// The run context: cores, partitions, replicas and `seed`.
     pub fn context(&self, seed: u64) -> RunContext {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Processes of an MPI job on this host share its cores.
+        let on_this_host = std::env::var("OMPI_COMM_WORLD_LOCAL_SIZE").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+        let cores = (cores / on_this_host.max(1)).max(1);
         RunContext {
             partitions: self.partitions.unwrap_or(0),
             replicas: self.replicas.unwrap_or(0),

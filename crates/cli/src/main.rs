@@ -5,6 +5,7 @@ mod cluster;
 mod cmd;
 mod engines;
 mod output;
+mod processes;
 mod report;
 mod results;
 mod runner;
@@ -73,7 +74,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = match cli.command {
+    // Under mpirun: join the job first (every rank parses the same arguments).
+    // Held to the end of main: dropping it ends MPI (MPI_Finalize) after the command.
+    let _mpi = match processes::join() {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    processes::quiet_unless_primary();
+    let result = processes::check_command(command_name(&cli.command)).and_then(|()| match cli.command {
         Command::Gen(a) => cmd::generate::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Prepare(a) => cmd::prepare::run(a),
@@ -84,12 +95,18 @@ fn main() -> ExitCode {
         Command::Scale(a) => cmd::compare::run_scale(*a),
         Command::Tune(a) => cmd::tune::run(*a),
         Command::Run(a) => cmd::study::run(a),
-    };
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
+            }
+            let world = trainbench_engine::collective::world();
+            if world.size() > 1 {
+                // The other ranks may be waiting in an exchange for this one: end the job, as
+                // MPI does when a rank fails, with the rank in the message.
+                world.abort(&format!("{e:#}").replace('\n', " "));
             }
             // One line: the chain of contexts joined by ": ".
             eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
@@ -97,6 +114,21 @@ fn main() -> ExitCode {
             // start because of its input (flags, files, data, parameters).
             if e.chain().any(|c| c.is::<runner::RunFailed>()) { ExitCode::from(1) } else { ExitCode::from(2) }
         }
+    }
+}
+
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Gen(_) => "gen",
+        Command::Inspect(_) => "inspect",
+        Command::Prepare(_) => "prepare",
+        Command::Windows(_) => "windows",
+        Command::Train(_) => "train",
+        Command::Predict(_) => "predict",
+        Command::Compare(_) => "compare",
+        Command::Scale(_) => "scale",
+        Command::Tune(_) => "tune",
+        Command::Run(_) => "run",
     }
 }
 

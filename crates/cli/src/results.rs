@@ -172,7 +172,10 @@ pub struct RunRecord {
     /// Cores the fit had (the threads of its pool, for either engine); 0 for a run on a Spark
     /// cluster.
     pub workers: usize,
-    /// Replicas each batch was split over (tensor).
+    /// Processes of the MPI job the run was one rank of (`mpirun -np N`); 1 without mpirun.
+    #[serde(default = "one")]
+    pub processes: usize,
+    /// Replicas each batch was split over in each process (tensor).
     #[serde(default)]
     pub replicas: Option<usize>,
     /// Partitions of the training rows (spark).
@@ -232,6 +235,9 @@ pub struct RunRecord {
     /// Epochs taken from a checkpoint rather than trained in this run (tensor `--resume`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed_epochs: Option<usize>,
+    /// Seconds of the fit rank 0 spent exchanging with the other processes (under mpirun).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub communication_seconds: Option<f64>,
     /// Per-iteration / per-epoch log.
     pub log: Vec<LogEntry>,
     /// CPU % and RSS sampled during the fit (of the Spark Connect server, for a cluster run on
@@ -310,4 +316,8 @@ pub struct Side {
     pub peak_rss_bytes: Estimate,
     /// Whole-process peak RSS.
     pub process_peak_rss_bytes: Estimate,
+}
+
+fn one() -> usize {
+    1
 }

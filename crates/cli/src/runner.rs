@@ -52,6 +52,7 @@ impl RunPlan<'_> {
             model: self.spec.kind.name().to_owned(),
             seed: self.ctx.seed,
             workers: self.ctx.workers,
+            processes: trainbench_engine::collective::world().size(),
             replicas: (self.engine == EngineKind::Tensor).then(|| self.ctx.replicas_or_workers()),
             partitions: (self.engine == EngineKind::Spark).then(|| self.ctx.partitions_or_default()),
             precision: self.precision.name().to_owned(),
@@ -75,6 +76,7 @@ impl RunPlan<'_> {
             scores: None,
             stop_reason: String::new(),
             resumed_epochs: None,
+            communication_seconds: None,
             log: Vec::new(),
             resources: Vec::new(),
             cluster: None,
@@ -155,6 +157,7 @@ fn fill(
     record.process_peak_rss_bytes = process_peak_rss_bytes;
     record.stop_reason = log.stop_reason.clone();
     record.resumed_epochs = log.resumed_epochs;
+    record.communication_seconds = log.communication_seconds;
     record.log = log.entries.clone();
     record.resources = resources.samples.clone();
 }

@@ -44,6 +44,7 @@ mod tree;
 use trainbench_data::{Partitioning, Prepared};
 use trainbench_engine::{
     Engine, EngineKind, Error, ModelKind, ModelSpec, Result, RunContext, TrainLog, TrainedModel, check_finite,
+    collective,
 };
 
 pub use executor::Executor;
@@ -90,6 +91,9 @@ impl Engine for SparkEngine {
                 spec.kind.name()
             )));
         }
+        // Under mpirun every rank prepared its own copy of the rows: they must be the same.
+        collective::check_same_data(train)?;
+        let mark = collective::communication_mark();
         let exec = Executor::new(ctx.workers)?;
         let partitions = ctx.partitions_or_default();
         let data = train.partitioned(partitions, Partitioning::Contiguous);
@@ -99,24 +103,28 @@ impl Engine for SparkEngine {
         if let Some(v) = valid {
             check_finite(v)?;
         }
-        match spec.kind {
+        let (model, mut log): (Box<dyn TrainedModel>, TrainLog) = match spec.kind {
             ModelKind::Lr => {
                 let p = LrParams::from_params(&spec.params)?;
                 let (m, log) = logistic::fit(&exec, &data, classes, &p, valid)?;
-                Ok((Box::new(m), log))
+                (Box::new(m), log)
             }
             ModelKind::Tree => {
                 let p = TreeParams::from_params(&spec.params)?;
                 let (m, log) = tree::fit(&exec, &data, classes, &train.categorical_features, &p, ctx.seed, valid)?;
-                Ok((Box::new(m), log))
+                (Box::new(m), log)
             }
             ModelKind::Mlp => {
                 let p = MlpParams::from_params(&spec.params)?;
                 let (m, log) = mlp::fit(&exec, &data, classes, &p, ctx.seed, valid)?;
-                Ok((Box::new(m), log))
+                (Box::new(m), log)
             }
-            other => Err(EngineKind::Spark.check_model(other).err().unwrap_or_else(|| unreachable_model(other))),
-        }
+            other => {
+                return Err(EngineKind::Spark.check_model(other).err().unwrap_or_else(|| unreachable_model(other)));
+            }
+        };
+        log.communication_seconds = collective::communication_since(mark);
+        Ok((model, log))
     }
 
     fn load_model(&self, kind: ModelKind, state: &serde_json::Value) -> Result<Box<dyn TrainedModel>> {

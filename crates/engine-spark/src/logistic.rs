@@ -379,6 +379,7 @@ pub fn fit(
         stop_reason: out.stop_reason.text().to_owned(),
         eval_seconds: out.eval_seconds,
         resumed_epochs: None,
+        communication_seconds: None,
     };
     Ok((LogisticModel { coefficients, intercepts, classes }, log))
 }

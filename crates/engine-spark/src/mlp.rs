@@ -339,6 +339,7 @@ pub fn fit(
         stop_reason,
         eval_seconds,
         resumed_epochs: None,
+        communication_seconds: None,
     };
     Ok((model, log))
 }

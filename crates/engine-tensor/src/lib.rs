@@ -6,6 +6,7 @@
 //! ([`model`]); per-epoch scalars go to TensorBoard event files ([`tensorboard`]).
 #![warn(missing_docs)]
 
+mod exchange;
 pub mod fused;
 pub mod model;
 pub mod params;

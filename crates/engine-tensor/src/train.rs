@@ -17,8 +17,9 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, DType, Device, Int, Tensor, TensorData, activation};
 use serde::{Deserialize, Serialize};
 use trainbench_data::Prepared;
-use trainbench_engine::{Error, LogEntry, Precision, Result, RunContext, TrainLog};
+use trainbench_engine::{Error, LogEntry, Precision, Result, RunContext, TrainLog, collective};
 
+use crate::exchange;
 use crate::model::{DropoutMasks, Net};
 use crate::params::{Architecture, OptimizerKind, Schedule, TrainParams};
 use crate::pipeline::{self, Batch};
@@ -199,11 +200,14 @@ struct ReplicaStep {
 /// How every step of an epoch runs: the split over replicas, the arithmetic, the class weights.
 struct StepSetup<'a> {
     n_features: usize,
+    /// Replicas of every process together (a process runs its block of them).
     replicas: usize,
     class_weights: Option<&'a [f32]>,
     /// The low-precision dtype of mixed precision; none for f32.
     dtype: Option<DType>,
     device: &'a Device,
+    /// The device without autodiff, where gradients from other processes are put.
+    plain: &'a Device,
     seed: u64,
     epoch: usize,
 }
@@ -212,17 +216,43 @@ impl StepSetup<'_> {
     /// One global batch: every replica's gradients on its contiguous slice of it, each loss
     /// summed over the slice and divided by the global batch's rows, so the gradients summed
     /// over the replicas are exactly the global batch's mean gradient.
+    /// Under mpirun a process computes its block of the replicas and receives the others'.
     fn run(&self, net: &Net, batch: &Batch) -> Result<Vec<ReplicaStep>> {
         let replicas = self.replicas.min(batch.rows).max(1);
-        if replicas == 1 {
-            return Ok(vec![self.replica(net, batch, 0, 1)?]);
+        let world = collective::world();
+        let own = collective::owned(replicas, world.rank(), world.size());
+        let local = self.run_replicas(net, batch, own, replicas)?;
+        if world.size() == 1 {
+            return Ok(local);
+        }
+        let packed =
+            local.into_iter().map(|s| exchange::pack(net, &s.grads, s.loss, s.correct)).collect::<Result<Vec<_>>>()?;
+        exchange::all_replicas(packed)?
+            .into_iter()
+            .map(|t| {
+                let (loss, correct) = (t.loss, t.correct);
+                Ok(ReplicaStep { grads: exchange::unpack(net, t, self.plain)?, loss, correct })
+            })
+            .collect()
+    }
+
+    /// Replicas `own` of `replicas`, in parallel on the fit's pool.
+    fn run_replicas(
+        &self,
+        net: &Net,
+        batch: &Batch,
+        own: std::ops::Range<usize>,
+        replicas: usize,
+    ) -> Result<Vec<ReplicaStep>> {
+        if own.len() == 1 {
+            return Ok(vec![self.replica(net, batch, own.start, replicas)?]);
         }
         // The replicas run as tasks of the fit's pool, the one flex's parallel operations use:
         // on threads of their own, both replicas' operations queued their parallel parts on that
         // pool and waited for them, with more runnable threads than cores.
-        let mut results: Vec<Option<Result<ReplicaStep>>> = (0..replicas).map(|_| None).collect();
+        let mut results: Vec<Option<Result<ReplicaStep>>> = own.clone().map(|_| None).collect();
         rayon::scope(|scope| {
-            for (r, slot) in results.iter_mut().enumerate() {
+            for (r, slot) in own.zip(results.iter_mut()) {
                 scope.spawn(move |_| {
                     // A panic stays in its replica and becomes an error, as a thread's join did.
                     let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -326,9 +356,28 @@ impl Checkpoint {
         std::fs::rename(&tmp, dir.join(CHECKPOINT_FILE)).map_err(io)
     }
 
+    /// Reads the checkpoint in `dir`; under mpirun rank 0 reads it and sends it to the others
+    /// (only rank 0 writes checkpoints, so the others' disks may not have it).
     fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(CHECKPOINT_FILE);
-        let bytes = std::fs::read(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+        let world = collective::world();
+        let bytes = if world.size() == 1 {
+            std::fs::read(&path).map_err(|source| Error::Io { path: path.clone(), source })?
+        } else {
+            // One status byte: 1 and the file, or 0 and rank 0's error.
+            let message = match (world.rank(), std::fs::read(&path)) {
+                (0, Ok(bytes)) => [vec![1], bytes].concat(),
+                (0, Err(e)) => [vec![0], format!("{}: {e}", path.display()).into_bytes()].concat(),
+                _ => Vec::new(),
+            };
+            match world.broadcast(0, message).split_first() {
+                Some((1, bytes)) => bytes.to_vec(),
+                Some((_, error)) => {
+                    return Err(Error::ModelState(format!("on rank 0: {}", String::from_utf8_lossy(error))));
+                }
+                None => return Err(Error::ModelState("rank 0 sent no checkpoint".into())),
+            }
+        };
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::ModelState(format!("{}: not a checkpoint: {e}", path.display())))
     }
@@ -409,8 +458,12 @@ fn fit_on_pool(
     ctx: &RunContext,
     opts: &TrainOptions,
 ) -> Result<(Net, TrainLog)> {
-    let replicas = ctx.replicas_or_workers();
-    check_memory(arch, p, replicas)?;
+    // Under mpirun every rank prepared its own copy of the rows: they must be the same.
+    collective::check_same_data(train)?;
+    let local_replicas = ctx.replicas_or_workers();
+    check_memory(arch, p, local_replicas)?;
+    let replicas = local_replicas * collective::world().size();
+    let mark = collective::communication_mark();
     let plain = opts.backend.device()?;
     let device = plain.clone().autodiff();
     let dtype = low_dtype(opts.precision)?;
@@ -427,7 +480,9 @@ fn fit_on_pool(
         let settings = Settings { arch, params: p, seed: ctx.seed, replicas, precision: opts.precision };
         state.resume(dir, &settings, &device)?;
     }
-    let mut board = opts.tensorboard.as_deref().map(Board::create).transpose()?;
+    // Rank 0 alone writes the run's files (TensorBoard, checkpoints), as with Horovod.
+    let primary = collective::is_primary();
+    let mut board = opts.tensorboard.as_deref().filter(|_| primary).map(Board::create).transpose()?;
     let class_weights = p.balanced_class_weights.then(|| balanced_weights(&train.labels, arch.classes));
     let started = Instant::now();
     let mut stop_reason = "max_epochs".to_owned();
@@ -438,6 +493,7 @@ fn fit_on_pool(
             class_weights: class_weights.as_deref(),
             dtype,
             device: &device,
+            plain: &plain,
             seed: ctx.seed,
             epoch,
         };
@@ -464,7 +520,7 @@ fn fit_on_pool(
         state.entries.push(entry);
         state.epochs_done = epoch + 1;
         let stop = state.stopping.update(valid_loss.filter(|_| p.patience > 0), &state.net, p.patience);
-        if let Some(dir) = &opts.checkpoint_dir {
+        if let Some(dir) = opts.checkpoint_dir.as_ref().filter(|_| primary) {
             let settings = Settings { arch, params: p, seed: ctx.seed, replicas, precision: opts.precision };
             state.checkpoint(&settings, started)?.save(dir)?;
         }
@@ -473,7 +529,9 @@ fn fit_on_pool(
             break;
         }
     }
-    Ok(state.finish(started, stop_reason))
+    let (net, mut log) = state.finish(started, stop_reason);
+    log.communication_seconds = collective::communication_since(mark);
+    Ok((net, log))
 }
 
 /// What a checkpoint must match to be resumed.
@@ -725,6 +783,7 @@ impl State {
             stop_reason,
             eval_seconds: self.eval_before + self.eval_seconds,
             resumed_epochs: self.resumed_epochs,
+            communication_seconds: None,
         };
         (net.valid(), log)
     }

@@ -6,6 +6,7 @@
 //! engine's probabilities the same way.
 #![warn(missing_docs)]
 
+pub mod collective;
 pub mod kernels;
 pub mod params;
 
@@ -235,13 +236,16 @@ impl ModelSpec {
 /// Run-wide settings an engine honours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunContext {
-    /// Cores the fit may use: every engine runs its parallel work on a pool of this many
-    /// threads, so equal `workers` means equal CPU for both paradigms.
+    /// Cores the fit may use in this process: every engine runs its parallel work on a pool of
+    /// this many threads, so equal `workers` means equal CPU for both paradigms. Under `mpirun`
+    /// each process has its own `workers`.
     pub workers: usize,
-    /// Partitions the training rows are cut into (spark); 0 = two per worker.
+    /// Partitions the training rows are cut into (spark), over all processes; 0 = two per worker
+    /// of every process.
     pub partitions: usize,
-    /// Replicas each global batch is split over (tensor); 0 = one per worker. Replicas sum their
-    /// gradients, so the weights do not depend on their number.
+    /// Replicas each global batch is split over in this process (tensor); 0 = one per worker.
+    /// Under `mpirun` every process runs this many, so a batch has `processes × replicas`.
+    /// Replicas sum their gradients, so the weights do not depend on their number.
     pub replicas: usize,
     /// Seed for every random choice the engine makes.
     pub seed: u64,
@@ -258,10 +262,11 @@ impl RunContext {
         if self.replicas == 0 { self.workers.max(1) } else { self.replicas }
     }
 
-    /// The partitions a spark fit uses: `partitions`, or two per worker when 0 (Spark's rule of
-    /// thumb of a few tasks per core).
+    /// The partitions a spark fit uses: `partitions`, or two per core of all processes when 0
+    /// (Spark's rule of thumb of a few tasks per core).
     pub fn partitions_or_default(&self) -> usize {
-        if self.partitions == 0 { 2 * self.workers.max(1) } else { self.partitions }
+        let cores = self.workers.max(1) * collective::world().size();
+        if self.partitions == 0 { 2 * cores } else { self.partitions }
     }
 
     /// A pool of `workers` threads to run a fit on: the spark engine's partitions and the
@@ -316,6 +321,10 @@ pub struct TrainLog {
     /// Epochs taken from a checkpoint instead of trained in this fit (tensor `--resume`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed_epochs: Option<usize>,
+    /// Seconds of the fit this process spent exchanging with the other processes of an MPI job
+    /// (waiting for them included); none in a single process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub communication_seconds: Option<f64>,
 }
 
 /// Mean cross-entropy and accuracy of class probabilities (`rows × classes`, row-major) for

@@ -225,7 +225,7 @@ fn load_study_data(study: &StudyArgs, plan: &[Planned]) -> Result<StudyData> {
         let spinner = output::spinner(&format!("preparing {}", path.display()), quiet);
         let data = prepare(&path, &prep, &mut PhaseTimers::new())?;
         spinner.finish_and_clear();
-        if !data.quarantine.is_empty() {
+        if trainbench_engine::collective::is_primary() && !data.quarantine.is_empty() {
             write_quarantine(&study.prep.quarantine, &data.quarantine)
                 .with_context(|| format!("cannot write {}", study.prep.quarantine.display()))?;
         }
@@ -249,6 +249,7 @@ fn run_study(command: &str, study: &StudyArgs, plan: &[Planned]) -> Result<()> {
     {
         bail!("--target-accuracy must be above 0 and at most 1, got {t}");
     }
+    crate::processes::check_local(study.run.spark_remote.as_deref())?;
     let data = load_study_data(study, plan)?;
     let total = plan.len() * study.seeds;
     if !study.json {
@@ -272,7 +273,9 @@ fn run_study(command: &str, study: &StudyArgs, plan: &[Planned]) -> Result<()> {
         runs,
         comparisons,
     };
-    report::write_all(&study.out, &results)?;
+    if trainbench_engine::collective::is_primary() {
+        report::write_all(&study.out, &results)?;
+    }
     if study.json {
         println!("{}", serde_json::to_string(&results)?);
     } else {
@@ -302,6 +305,13 @@ fn print_header(command: &str, study: &StudyArgs, data: &StudyData, total: usize
             study.out.display()
         ),
         None => println!("{command}: {total} runs on {}, report in {}", data.path.display(), study.out.display()),
+    }
+    let processes = trainbench_engine::collective::world().size();
+    if processes > 1 {
+        println!(
+            "{processes} processes (mpirun): every run trains across all of them; cores, CPU and memory \
+             below are rank 0's"
+        );
     }
     if let Some(remote) = &study.run.spark_remote {
         println!(
@@ -462,12 +472,20 @@ fn print_summary(study: &StudyArgs, results: &Results) {
 /// Generates the built-in data set into `out` unless it is there already.
 fn builtin_data(out: &Path, rows: u64, seed: u64, quiet: bool) -> Result<PathBuf> {
     let path = out.join(format!("higgs-like-{rows}.csv"));
+    // Under mpirun rank 0 generates it; a rank on another host, which does not see that file,
+    // generates the same rows itself.
+    if !trainbench_engine::collective::is_primary() {
+        crate::processes::wait_for_primary();
+    }
     if !path.exists() {
         std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
         let bar = output::bar(rows, "generating the built-in HIGGS-like data", quiet);
         generate(&path, &GenOptions { generator: Generator::HiggsLike, rows, seed }, &mut |d| bar.set_position(d))
             .with_context(|| format!("cannot generate {}", path.display()))?;
         bar.finish_and_clear();
+    }
+    if trainbench_engine::collective::is_primary() {
+        crate::processes::wait_for_primary();
     }
     Ok(path)
 }

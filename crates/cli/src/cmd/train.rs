@@ -14,7 +14,7 @@ use trainbench_metrics::{ClassScores, ClassificationReport, Phase, PhaseTimers};
 use crate::args::{LoadArgs, ModelArgs, PrepArgs, RunArgs, choice};
 use crate::results::RunRecord;
 use crate::runner::{RunFailed, RunPlan};
-use crate::{cluster, engines, output, runner};
+use crate::{cluster, engines, output, processes, runner};
 
 /// Train one model with one engine and print its metrics on the test rows.
 #[derive(Args, Debug)]
@@ -81,6 +81,7 @@ fn model_spec(args: &TrainArgs) -> Result<ModelSpec> {
 pub fn run(args: TrainArgs) -> Result<()> {
     args.engine.check_model(args.model)?;
     let spec = model_spec(&args)?;
+    processes::check_local(args.run.spark_remote.as_deref())?;
     if let Some(remote) = &args.run.spark_remote {
         if args.engine != EngineKind::Spark {
             bail!("--spark-remote trains the spark engine's models; drop it or use --engine spark");
@@ -92,7 +93,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let mut timers = PhaseTimers::new();
     let spinner = output::spinner(&format!("preparing {}", args.data.display()), args.json);
     let data = prepare(&args.data, &options, &mut timers)?;
-    if !data.quarantine.is_empty() {
+    // Under mpirun, rank 0 alone writes files.
+    let primary = trainbench_engine::collective::is_primary();
+    if primary && !data.quarantine.is_empty() {
         write_quarantine(&args.prep.quarantine, &data.quarantine)
             .with_context(|| format!("cannot write {}", args.prep.quarantine.display()))?;
     }
@@ -112,7 +115,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let record = &trained.record;
     timers.add(Phase::Fit, Duration::from_secs_f64(record.fit_seconds));
     timers.add(Phase::Predict, Duration::from_secs_f64(record.predict_seconds));
-    if let Some(path) = &args.save {
+    if let Some(path) = args.save.as_ref().filter(|_| primary) {
         let saved = SavedModel {
             format: SavedModel::FORMAT,
             engine: args.engine.name().to_owned(),
@@ -153,10 +156,14 @@ fn print_run(o: &TrainOutput, report: &ClassificationReport) {
         (None, None, Some(partitions)) => format!("{} workers, {partitions} partitions", r.workers),
         (None, None, None) => format!("{} workers", r.workers),
     };
+    let how = if r.processes > 1 { format!("{} processes × ({how} each)", r.processes) } else { how };
     println!(
         "{} {} on {} train / {} test rows, {} features, {how}",
         r.engine, r.model, r.train_rows, o.test_rows, o.features
     );
+    if let Some(seconds) = r.communication_seconds {
+        println!("exchanging with the other processes: {seconds:.3} s of the fit (rank 0, waiting included)");
+    }
     if let Some(epochs) = r.resumed_epochs {
         println!("resumed after epoch {epochs} from the checkpoint");
     }

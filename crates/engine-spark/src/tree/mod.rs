@@ -102,7 +102,12 @@ pub fn fit(
     let splits = find_splits(exec, data, categorical, params.max_bins, seed)?;
     // Bin every row once (TreePoint): one byte per feature.
     let binner = RowBinner::new(&splits);
+    // Under mpirun a process bins, counts and moves the rows of its own partitions only.
+    let own = exec.owned(data.len());
     let binned: Vec<std::result::Result<Vec<u8>, String>> = exec.map_partitions(data.len(), |p| {
+        if !own.contains(&p) {
+            return Ok(Vec::new());
+        }
         let part = data.partition(p);
         let mut out = vec![0; part.features.len()];
         binner.bin_rows(part.features, &mut out)?;
@@ -245,7 +250,7 @@ pub fn fit(
         // Move each row of a split node to its child; rows of leaves are done.
         let nodes_ref = &nodes;
         let binned_ref = &binned;
-        let moved: Vec<Vec<u32>> = exec.map_partitions(data.len(), |p| {
+        let moved: Vec<Vec<u32>> = exec.map_owned_partitions(data.len(), |p| {
             let bins = &binned_ref[p];
             node_of_row[p]
                 .iter()
@@ -292,6 +297,7 @@ pub fn fit(
         stop_reason: stop_reason.into(),
         eval_seconds,
         resumed_epochs: None,
+        communication_seconds: None,
     };
     Ok((model, log))
 }

@@ -1,0 +1,143 @@
+//! Training across two real MPI processes (`mpirun -np 2`, Open MPI), against the same fits in
+//! one process. Built with the `mpi` feature only (`cargo test --workspace --features
+//! trainbench/mpi`); CI installs Open MPI and runs them.
+#![cfg(feature = "mpi")]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{json, stderr, stdout, trainbench};
+
+/// `mpirun -np 2 trainbench ARGS` in `dir`, on loopback (oversubscribed: CI has two cores; as
+/// root in CI's container).
+fn mpirun(ranks: &[&[&str]], dir: &Path) -> Output {
+    let mut cmd = Command::new("mpirun");
+    cmd.args(["--allow-run-as-root", "--oversubscribe", "--mca", "btl", "self,vader,tcp"]);
+    for (i, args) in ranks.iter().enumerate() {
+        if i > 0 {
+            cmd.arg(":");
+        }
+        cmd.args(["-np", "1", env!("CARGO_BIN_EXE_trainbench")]).args(*args);
+    }
+    cmd.current_dir(dir).output().expect("mpirun runs (Open MPI: apt-get install openmpi-bin)")
+}
+
+/// The same arguments on both ranks.
+fn mpirun2(args: &[&str], dir: &Path) -> Output {
+    mpirun(&[args, args], dir)
+}
+
+fn saved(dir: &Path, name: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
+}
+
+/// The losses of a saved model's log, as bits.
+fn loss_bits(model: &serde_json::Value) -> Vec<u64> {
+    model["log"]["entries"].as_array().unwrap().iter().map(|e| e["loss"].as_f64().unwrap().to_bits()).collect()
+}
+
+#[test]
+fn spark_models_on_two_processes_are_bit_identical_to_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // String categories and missing values: the tree splits categorical features too.
+    json(&trainbench(&["gen", "mixed", "--rows", "3000", "--seed", "4", "--out", "m.csv", "--json"], d));
+    for (model, extra) in [("lr", &[][..]), ("tree", &[][..]), ("mlp", &["--max-iter", "15"][..])] {
+        let args = |workers: &'static str, out: &'static str| {
+            let mut a = vec!["train", "--engine", "spark", "--model", model, "--data", "m.csv", "--label", "label"];
+            a.extend(["--workers", workers, "--save", out, "--json"]);
+            a.extend(extra);
+            a
+        };
+        // 1 process × 2 workers and 2 processes × 1 worker: four partitions either way.
+        let one = json(&trainbench(&args("2", "one.json"), d));
+        let two = mpirun2(&args("1", "two.json"), d);
+        let two_json = json(&two);
+        assert_eq!(one["partitions"], 4);
+        assert_eq!(two_json["partitions"], 4, "{model}");
+        assert_eq!(two_json["processes"], 2);
+        assert!(two_json["communication_seconds"].as_f64().unwrap() > 0.0);
+        // Rank 1 prints nothing: the one JSON object above is rank 0's.
+        assert_eq!(stdout(&two).lines().count(), 1);
+        let (a, b) = (saved(d, "one.json"), saved(d, "two.json"));
+        assert_eq!(a["state"], b["state"], "{model}: the fitted parameters differ");
+        assert_eq!(loss_bits(&a), loss_bits(&b), "{model}: the losses differ");
+        assert!(!loss_bits(&a).is_empty());
+        assert_eq!(one["scores"], two_json["scores"], "{model}");
+    }
+}
+
+#[test]
+fn tensor_models_on_two_processes_equal_two_replicas_in_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json(&trainbench(&["gen", "higgs-like", "--rows", "2000", "--seed", "5", "--out", "h.csv", "--json"], d));
+    for (model, extra) in [("mlp", &["--epochs", "2", "--dropout", "0.2"][..]), ("gru", &["--epochs", "1"][..])] {
+        let args = |workers: &'static str, out: &'static str| {
+            let mut a = vec!["train", "--engine", "tensor", "--model", model, "--data", "h.csv", "--label", "label"];
+            a.extend(["--workers", workers, "--batch-size", "64", "--save", out, "--json"]);
+            a.extend(extra);
+            a
+        };
+        let one = json(&trainbench(&args("2", "one.json"), d));
+        let two = json(&mpirun2(&args("1", "two.json"), d));
+        assert_eq!(
+            (one["replicas"].as_u64(), two["replicas"].as_u64(), two["processes"].as_u64()),
+            (Some(2), Some(1), Some(2))
+        );
+        let (a, b) = (saved(d, "one.json"), saved(d, "two.json"));
+        assert_eq!(loss_bits(&a), loss_bits(&b), "{model}: the epochs' losses differ");
+        // Probabilities of every row, printed to the last bit (shortest round-trip f32).
+        let predict = |file: &str, out: &str| {
+            json(&trainbench(&["predict", "--model", file, "--data", "h.csv", "--out", out, "--json"], d));
+            std::fs::read_to_string(d.join(out)).unwrap()
+        };
+        let (pa, pb) = (predict("one.json", "one.csv"), predict("two.json", "two.csv"));
+        assert_eq!(pa.lines().count(), 2001);
+        assert!(pa == pb, "{model}: the two-process model predicts other probabilities");
+    }
+}
+
+#[test]
+fn resume_under_mpirun_reaches_the_uninterrupted_weights_and_rank_0_alone_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json(&trainbench(&["gen", "higgs-like", "--rows", "1500", "--seed", "6", "--out", "h.csv", "--json"], d));
+    let base = ["train", "--engine", "tensor", "--model", "mlp", "--data", "h.csv", "--label", "label", "--json"];
+    let with = |extra: &[&'static str]| [&base[..], extra].concat();
+    json(&mpirun2(&with(&["--workers", "1", "--epochs", "1", "--checkpoint-dir", "ck", "--tensorboard", "tb"]), d));
+    // One writer: one event file per TensorBoard folder, not one per rank.
+    for sub in ["train", "validation"] {
+        assert_eq!(std::fs::read_dir(d.join("tb").join(sub)).unwrap().count(), 1, "{sub}");
+    }
+    let resumed = json(&mpirun2(
+        &with(&["--workers", "1", "--epochs", "3", "--checkpoint-dir", "ck", "--resume", "--save", "r.json"]),
+        d,
+    ));
+    assert_eq!(resumed["resumed_epochs"], 1);
+    json(&trainbench(&with(&["--workers", "2", "--epochs", "3", "--save", "u.json"]), d));
+    assert_eq!(loss_bits(&saved(d, "r.json")), loss_bits(&saved(d, "u.json")));
+}
+
+#[test]
+fn a_rank_that_fails_ends_the_job_and_names_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json(&trainbench(&["gen", "higgs-like", "--rows", "1200", "--seed", "7", "--out", "a.csv", "--json"], d));
+    json(&trainbench(&["gen", "higgs-like", "--rows", "1200", "--seed", "8", "--out", "b.csv", "--json"], d));
+    // Rank 1 reads another file: a per-host copy that is not the same data.
+    let args = |file| vec!["train", "--engine", "spark", "--model", "lr", "--data", file, "--label", "label"];
+    let o = mpirun(&[&args("a.csv"), &args("b.csv")], d);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("rank 1 prepared other training rows than rank 0"), "{err}");
+    assert!(err.contains("error: rank "), "{err}");
+
+    // A command that runs in one process says so instead of running twice.
+    let o = mpirun2(&["gen", "higgs-like", "--rows", "10", "--out", "g.csv"], d);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("`gen` runs in one process; start it without mpirun"), "{}", stderr(&o));
+    assert!(!d.join("g.csv").exists());
+}

@@ -1,0 +1,264 @@
+//! The processes a fit runs over: one, or the ranks of an MPI job (`mpirun -np N trainbench ...`).
+//!
+//! Like MPI's `COMM_WORLD`, the set of processes is a property of the process, not of a fit: the
+//! binary installs it once at start ([`set_world`], MPI in the CLI's `mpi` feature) and both
+//! engines read it ([`world`]). Without `mpirun` it is a single process and every exchange is a
+//! copy.
+//!
+//! Both engines exchange by all-gather, every rank's contribution to every rank, and then combine
+//! in a fixed order (the spark engine's tree over partition order; the tensor engine's replicas
+//! in replica order). An `MPI_Allreduce` would move less, but the order in which it adds is the MPI
+//! library's: the gather keeps results bit-identical to one process with the same partitions or
+//! replicas, whatever the number of ranks.
+
+use std::ops::Range;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use crate::{Error, Result};
+use trainbench_data::Prepared;
+
+/// The communication one fit needs between processes.
+pub trait Collective: Send + Sync {
+    /// This process's rank, from 0.
+    fn rank(&self) -> usize;
+    /// Number of processes.
+    fn size(&self) -> usize;
+    /// Every rank's `local` bytes (lengths may differ), in rank order, on every rank.
+    fn all_gather(&self, local: &[u8]) -> Vec<Vec<u8>>;
+    /// Rank `root`'s `bytes` on every rank (`bytes` is only read on the root).
+    fn broadcast(&self, root: usize, bytes: Vec<u8>) -> Vec<u8>;
+    /// Seconds this process has spent in exchanges (waiting included) since it started.
+    fn communication_seconds(&self) -> f64;
+    /// Ends every process of the job after an exchange went wrong (MPI's rule: a communication
+    /// error is fatal to the job), saying `message` and this rank on stderr.
+    fn abort(&self, message: &str) -> !;
+}
+
+/// One process: nothing to exchange.
+pub struct SingleProcess;
+
+impl Collective for SingleProcess {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn size(&self) -> usize {
+        1
+    }
+    fn all_gather(&self, local: &[u8]) -> Vec<Vec<u8>> {
+        vec![local.to_vec()]
+    }
+    fn broadcast(&self, _root: usize, bytes: Vec<u8>) -> Vec<u8> {
+        bytes
+    }
+    fn communication_seconds(&self) -> f64 {
+        0.0
+    }
+    fn abort(&self, message: &str) -> ! {
+        eprintln!("error: {message}");
+        std::process::exit(1)
+    }
+}
+
+static WORLD: OnceLock<Box<dyn Collective>> = OnceLock::new();
+
+/// Installs the process's world; once, before any fit. False if one was already installed.
+pub fn set_world(world: Box<dyn Collective>) -> bool {
+    WORLD.set(world).is_ok()
+}
+
+/// The processes this one trains with ([`SingleProcess`] unless [`set_world`] installed others).
+pub fn world() -> &'static dyn Collective {
+    WORLD.get_or_init(|| Box::new(SingleProcess)).as_ref()
+}
+
+/// Whether this process writes the run's files (checkpoints, TensorBoard, reports): rank 0.
+pub fn is_primary() -> bool {
+    world().rank() == 0
+}
+
+/// A reading of the exchange clock, for [`communication_since`].
+pub fn communication_mark() -> f64 {
+    world().communication_seconds()
+}
+
+/// Exchange seconds since `mark` ([`communication_mark`]); none in a single process.
+pub fn communication_since(mark: f64) -> Option<f64> {
+    (world().size() > 1).then(|| world().communication_seconds() - mark)
+}
+
+/// The items of `0..n` rank `rank` of `size` owns: a contiguous block, as even as can be.
+pub fn owned(n: usize, rank: usize, size: usize) -> Range<usize> {
+    let size = size.max(1);
+    rank * n / size..(rank + 1) * n / size
+}
+
+/// Values that travel between processes as bytes (little-endian, bit-exact).
+pub trait Exchange: Sized {
+    /// Appends the encoding of `self` to `out`.
+    fn encode(&self, out: &mut Vec<u8>);
+    /// Reads one value from the front of `bytes`, advancing it.
+    fn decode(bytes: &mut &[u8]) -> Result<Self>;
+}
+
+fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
+    if bytes.len() < n {
+        return Err(Error::Backend(format!("a message between processes is cut short ({} of {n} bytes)", bytes.len())));
+    }
+    let (head, rest) = bytes.split_at(n);
+    *bytes = rest;
+    Ok(head)
+}
+
+fn decode_len(bytes: &mut &[u8]) -> Result<usize> {
+    let raw = take(bytes, 8)?;
+    Ok(u64::from_le_bytes(raw.try_into().unwrap_or_default()) as usize)
+}
+
+macro_rules! exchange_vec {
+    ($t:ty, $width:expr) => {
+        impl Exchange for Vec<$t> {
+            fn encode(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&(self.len() as u64).to_le_bytes());
+                out.reserve(self.len() * $width);
+                for v in self {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+            fn decode(bytes: &mut &[u8]) -> Result<Self> {
+                let n = decode_len(bytes)?;
+                let raw = take(bytes, n.saturating_mul($width))?;
+                Ok(raw.chunks_exact($width).map(|c| <$t>::from_le_bytes(c.try_into().unwrap_or_default())).collect())
+            }
+        }
+    };
+}
+
+exchange_vec!(f64, 8);
+exchange_vec!(f32, 4);
+exchange_vec!(u32, 4);
+exchange_vec!(u8, 1);
+
+/// Every rank's list of values, concatenated in rank order, on every rank; a message that does not
+/// decode ends the job ([`Collective::abort`]). With one process it moves nothing.
+pub fn all_gather_or_abort<T: Exchange>(local: Vec<T>) -> Vec<T> {
+    all_gather_values(local).unwrap_or_else(|e| world().abort(&e.to_string()))
+}
+
+/// Every rank's list of values, concatenated in rank order, on every rank. With one process it
+/// moves nothing.
+pub fn all_gather_values<T: Exchange>(local: Vec<T>) -> Result<Vec<T>> {
+    let world = world();
+    if world.size() == 1 {
+        return Ok(local);
+    }
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&(local.len() as u64).to_le_bytes());
+    for v in &local {
+        v.encode(&mut bytes);
+    }
+    drop(local);
+    let mut all = Vec::new();
+    for (rank, message) in world.all_gather(&bytes).into_iter().enumerate() {
+        let mut rest = message.as_slice();
+        let count = decode_len(&mut rest)?;
+        for _ in 0..count {
+            all.push(T::decode(&mut rest).map_err(|e| Error::Backend(format!("from rank {rank}: {e}")))?);
+        }
+    }
+    Ok(all)
+}
+
+/// Checks that every rank trains on the same rows: each prepared its copy of the data itself
+/// (a shared path or a copy per host), so a different file or preprocessing on one host would
+/// otherwise train a model that is no one's. The error names the ranks that differ.
+pub fn check_same_data(train: &Prepared) -> Result<()> {
+    let world = world();
+    if world.size() == 1 {
+        return Ok(());
+    }
+    let mine = fingerprint(train);
+    let all = world.all_gather(&mine.to_le_bytes());
+    let of = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
+    let root = of(&all[0]);
+    let differ: Vec<String> =
+        all.iter().enumerate().filter(|(_, b)| of(b) != root).map(|(r, _)| r.to_string()).collect();
+    if differ.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Data(format!(
+            "rank {} prepared other training rows than rank 0 ({} rows × {} features here): every \
+             process must read the same data file with the same options",
+            differ.join(", "),
+            train.rows(),
+            train.n_features
+        )))
+    }
+}
+
+/// FNV-1a over the shape, the labels and the features' bits.
+fn fingerprint(data: &Prepared) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut add = |word: u64| {
+        for b in word.to_le_bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    add(data.rows() as u64);
+    add(data.n_features as u64);
+    data.labels.iter().for_each(|&y| add(u64::from(y)));
+    data.features.iter().for_each(|v| add(u64::from(v.to_bits())));
+    h
+}
+
+/// Times exchanges for [`Collective::communication_seconds`].
+#[derive(Default)]
+pub struct CommClock {
+    nanos: std::sync::atomic::AtomicU64,
+}
+
+impl CommClock {
+    /// Runs `f`, adding its wall time.
+    pub fn time<T>(&self, f: impl FnOnce() -> T) -> T {
+        let start = Instant::now();
+        let out = f();
+        self.nanos.fetch_add(start.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
+        out
+    }
+
+    /// Seconds so far.
+    pub fn seconds(&self) -> f64 {
+        self.nanos.load(std::sync::atomic::Ordering::Relaxed) as f64 * 1e-9
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_cover_every_item_once() {
+        for n in [0, 1, 5, 8] {
+            for size in 1..4 {
+                let blocks: Vec<usize> = (0..size).flat_map(|r| owned(n, r, size)).collect();
+                assert_eq!(blocks, (0..n).collect::<Vec<_>>());
+            }
+        }
+    }
+
+    #[test]
+    fn values_travel_bit_exact_and_short_messages_are_errors() {
+        let v = vec![1.0f64 / 3.0, -0.0, f64::MIN_POSITIVE, 1e300];
+        let mut bytes = Vec::new();
+        v.encode(&mut bytes);
+        vec![7u32, 9].encode(&mut bytes);
+        let mut rest = bytes.as_slice();
+        let back = Vec::<f64>::decode(&mut rest).unwrap();
+        assert!(back.iter().zip(&v).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert_eq!(Vec::<u32>::decode(&mut rest).unwrap(), [7, 9]);
+        assert!(rest.is_empty());
+        let mut cut = &bytes[..12];
+        assert!(Vec::<f64>::decode(&mut cut).unwrap_err().to_string().contains("cut short"));
+        assert_eq!(all_gather_values(vec![vec![1u8, 2]]).unwrap(), [vec![1u8, 2]]);
+    }
+}
