@@ -196,18 +196,19 @@ pub fn check_same_data(train: &Prepared) -> Result<()> {
     }
 }
 
-/// FNV-1a over the shape, the labels and the features' bits.
+/// A 64-bit hash of the shape, the labels and the features' bits: FNV-1a's multiply over whole
+/// words (two features at a time), with a rotation so that a value's high bits reach the low ones
+/// (byte-wise FNV took 0.2 s on a million rows × 28 features, inside the fit's time).
 fn fingerprint(data: &Prepared) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut add = |word: u64| {
-        for b in word.to_le_bytes() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    };
+    let mut add = |word: u64| h = (h ^ word).wrapping_mul(0x0100_0000_01b3).rotate_left(23);
     add(data.rows() as u64);
     add(data.n_features as u64);
     data.labels.iter().for_each(|&y| add(u64::from(y)));
-    data.features.iter().for_each(|v| add(u64::from(v.to_bits())));
+    for pair in data.features.chunks(2) {
+        let high = pair.get(1).map_or(0, |v| u64::from(v.to_bits()));
+        add(u64::from(pair[0].to_bits()) | high << 32);
+    }
     h
 }
 
@@ -244,6 +245,28 @@ mod tests {
                 assert_eq!(blocks, (0..n).collect::<Vec<_>>());
             }
         }
+    }
+
+    #[test]
+    fn the_fingerprint_sees_one_changed_value_or_label() {
+        let data = Prepared {
+            features: (0..30).map(|v| v as f32 * 0.1).collect(),
+            n_features: 3,
+            labels: (0..10).map(|r| r % 2).collect(),
+            feature_names: vec!["a".into(), "b".into(), "c".into()],
+            class_names: vec!["x".into(), "y".into()],
+            categorical_features: Vec::new(),
+        };
+        let base = fingerprint(&data);
+        assert_eq!(base, fingerprint(&data.clone()));
+        for i in [0, 1, 17, 29] {
+            let mut other = data.clone();
+            other.features[i] = f32::from_bits(other.features[i].to_bits() ^ 1);
+            assert_ne!(fingerprint(&other), base, "feature value {i}");
+        }
+        let mut other = data.clone();
+        other.labels[9] = 0;
+        assert_ne!(fingerprint(&other), base);
     }
 
     #[test]
