@@ -38,7 +38,7 @@ pub struct Guard {
 }
 
 /// The commands that run across processes: their fits exchange every iteration or step.
-const ACROSS_PROCESSES: [&str; 2] = ["train", "compare"];
+const ACROSS_PROCESSES: [&str; 3] = ["train", "compare", "scale"];
 
 /// Refuses, under mpirun, a command that runs in one process only.
 pub fn check_command(command: &str) -> Result<()> {

@@ -154,8 +154,11 @@ impl Scores {
 pub struct SweepPoint {
     /// Share of the training rows used (above 1: resampled with replacement).
     pub fraction: f64,
-    /// Cores the run had.
+    /// Cores the run had (in each process).
     pub workers: usize,
+    /// Processes the run trained across (`scale --processes`, launched with mpirun).
+    #[serde(default = "one")]
+    pub processes: usize,
 }
 
 /// One training run.

@@ -141,3 +141,68 @@ fn a_rank_that_fails_ends_the_job_and_names_itself() {
     assert!(stderr(&o).contains("`gen` runs in one process; start it without mpirun"), "{}", stderr(&o));
     assert!(!d.join("g.csv").exists());
 }
+
+#[test]
+fn scale_sweeps_processes_through_mpirun_with_the_cores_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json(&trainbench(&["gen", "higgs-like", "--rows", "3000", "--seed", "9", "--out", "h.csv", "--json"], d));
+    let o = trainbench(
+        &[
+            "scale",
+            "--data",
+            "h.csv",
+            "--runs",
+            "spark:lr,tensor:mlp",
+            "--processes",
+            "1,2",
+            "--fractions",
+            "0.5,1",
+            "--seeds",
+            "1",
+            "--param",
+            "tensor.epochs=2",
+            "--out",
+            "rep",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("rep/results.json")).unwrap()).unwrap();
+    let runs = results["runs"].as_array().unwrap();
+    // 2 models × 2 process counts × 2 fractions, each finished.
+    assert_eq!(runs.len(), 8);
+    assert!(runs.iter().all(|r| r["status"] == "ok"), "{runs:?}");
+    let point = |r: &serde_json::Value| (r["sweep"]["processes"].as_u64(), r["processes"].as_u64());
+    assert_eq!(runs.iter().filter(|r| point(r) == (Some(2), Some(2))).count(), 4);
+    assert_eq!(runs.iter().filter(|r| point(r) == (Some(1), Some(1))).count(), 4);
+    assert!(runs.iter().filter(|r| r["processes"] == 2).all(|r| r["communication_seconds"].as_f64() > Some(0.0)));
+    // The machine's cores are split between the processes; where they split evenly (2 cores: 1 × 2
+    // and 2 × 1), the work is cut the same way and every run fits the same model as its twin.
+    for r in runs.iter().filter(|r| r["processes"] == 2) {
+        let twin = runs
+            .iter()
+            .find(|o| {
+                o["processes"] == 1 && o["model"] == r["model"] && o["sweep"]["fraction"] == r["sweep"]["fraction"]
+            })
+            .unwrap();
+        let (w1, w2) = (twin["sweep"]["workers"].as_u64().unwrap(), r["sweep"]["workers"].as_u64().unwrap());
+        assert_eq!(w2, (w1 / 2).max(1), "{}", r["id"]);
+        if w1 == 2 * w2 {
+            assert_eq!(r["scores"], twin["scores"], "{}", r["id"]);
+        }
+    }
+    let out = stdout(&o);
+    let scales = out.lines().skip_while(|l| !l.starts_with("Which scales better?")).nth(1).unwrap();
+    assert!(scales.contains("spark lr: ") && scales.contains("2 processes × "), "{scales}");
+
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/results.schema.json");
+    let check = Command::new("python3")
+        .args(["-c", "import json,sys,jsonschema; jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2])))"])
+        .arg(d.join("rep/results.json"))
+        .arg(schema)
+        .output()
+        .expect("python3 runs");
+    assert!(check.status.success(), "results.json does not validate: {}", String::from_utf8_lossy(&check.stderr));
+}

@@ -128,6 +128,12 @@ pub struct ScaleArgs {
     /// cores, doubling). Tensor runs split each batch over as many replicas unless --replicas says.
     #[arg(long, value_delimiter = ',')]
     pub workers_list: Vec<usize>,
+    /// Process counts, comma-separated: each sweeps the rows across that many processes, launched
+    /// with `mpirun -np P` (needs the `mpi` build), the machine's cores split between them
+    /// (cores / P workers each, so 1 × 2 and 2 × 1 have the same cores). Replaces the workers
+    /// sweep.
+    #[arg(long, value_delimiter = ',')]
+    pub processes: Vec<usize>,
 }
 
 /// Parameters the study sets unless the user does: the two MLPs get equal capacity, and the
@@ -181,15 +187,41 @@ pub fn run_scale(args: ScaleArgs) -> Result<()> {
     }
     let max_workers = *workers.iter().max().unwrap_or(&1);
     let mut plan = Vec::new();
+    if !args.processes.is_empty() {
+        if args.processes.contains(&0) {
+            bail!("--processes must be at least 1");
+        }
+        crate::processes::check_local(args.study.run.spark_remote.as_deref()).context("--processes launches mpirun")?;
+        let size = trainbench_engine::collective::world().size();
+        if size > 1 && args.processes != [size] {
+            bail!(
+                "under mpirun -np {size}, --processes must be {size} (`scale --processes 1,2` launches mpirun itself)"
+            );
+        }
+        for base in planned(&args.study, None) {
+            for &processes in &args.processes {
+                // The machine's cores split between the processes, unless --workers-list says.
+                let workers = args.workers_list.first().copied().unwrap_or((cores / processes).max(1));
+                for &fraction in &args.fractions {
+                    let sweep = SweepPoint { fraction, workers, processes };
+                    plan.push(Planned { sweep: Some(sweep), ..base.clone() });
+                }
+            }
+        }
+        return run_study("scale", &args.study, &plan);
+    }
     for base in planned(&args.study, None) {
         // Time against rows at the most workers; speedup against workers on all rows.
         for &fraction in &args.fractions {
-            plan.push(Planned { sweep: Some(SweepPoint { fraction, workers: max_workers }), ..base.clone() });
+            plan.push(Planned {
+                sweep: Some(SweepPoint { fraction, workers: max_workers, processes: 1 }),
+                ..base.clone()
+            });
         }
         // A cluster's workers are its own: runs through --spark-remote sweep rows only.
         let on_cluster = base.engine == EngineKind::Spark && args.study.run.spark_remote.is_some();
         for &w in workers.iter().filter(|&&w| !on_cluster && (w != max_workers || !args.fractions.contains(&1.0))) {
-            plan.push(Planned { sweep: Some(SweepPoint { fraction: 1.0, workers: w }), ..base.clone() });
+            plan.push(Planned { sweep: Some(SweepPoint { fraction: 1.0, workers: w, processes: 1 }), ..base.clone() });
         }
     }
     run_study("scale", &args.study, &plan)
@@ -255,7 +287,19 @@ fn run_study(command: &str, study: &StudyArgs, plan: &[Planned]) -> Result<()> {
     if !study.json {
         print_header(command, study, &data, total);
     }
-    let mut runs = run_all(study, plan, &data)?;
+    // Points of another process count run in a job of their own, started with mpirun.
+    let size = trainbench_engine::collective::world().size();
+    let processes_of = |p: &Planned| p.sweep.map_or(1, |s| s.processes);
+    let here: Vec<Planned> = plan.iter().filter(|p| processes_of(p) == size).cloned().collect();
+    let mut runs = run_all(study, &here, &data)?;
+    let mut launched: Vec<(usize, usize)> = Vec::new();
+    for p in plan.iter().filter(|p| processes_of(p) != size) {
+        let point = (processes_of(p), p.sweep.map_or(1, |s| s.workers));
+        if !launched.contains(&point) {
+            launched.push(point);
+            runs.extend(run_under_mpirun(study, point.0, point.1, &data)?);
+        }
+    }
     let comparisons = report::compare_families(&mut runs, study.target_accuracy);
     let results = Results {
         schema_version: crate::results::SCHEMA_VERSION,
@@ -340,6 +384,9 @@ fn run_all(study: &StudyArgs, plan: &[Planned], data: &StudyData) -> Result<Vec<
             }
             let e = p.engine.name();
             let id = match p.sweep {
+                Some(s) if s.processes > 1 => {
+                    format!("{e}/{}/seed{seed}/x{}/w{}/p{}", p.spec.kind.name(), s.fraction, s.workers, s.processes)
+                }
                 Some(s) => format!("{e}/{}/seed{seed}/x{}/w{}", p.spec.kind.name(), s.fraction, s.workers),
                 None => format!("{e}/{}/seed{seed}", p.spec.kind.name()),
             };
@@ -467,6 +514,50 @@ fn print_summary(study: &StudyArgs, results: &Results) {
         println!("{q}\n  {a}");
     }
     println!("\nreport: {}", study.out.join("report.html").display());
+}
+
+/// The sweep points of `processes` processes: the same `scale` command, started with
+/// `mpirun -np processes` in a report folder of its own, its runs read from its JSON.
+fn run_under_mpirun(study: &StudyArgs, processes: usize, workers: usize, data: &StudyData) -> Result<Vec<RunRecord>> {
+    // This command's own arguments, less those the launched one gets its own value of.
+    let mut forwarded = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--processes" | "--workers-list" | "--out" | "--data" => {
+                args.next();
+            }
+            "--json" => {}
+            _ if ["--processes=", "--workers-list=", "--out=", "--data="].iter().any(|f| a.starts_with(f)) => {}
+            _ => forwarded.push(a),
+        }
+    }
+    let out = study.out.join(format!("processes-{processes}"));
+    let exe = std::env::current_exe().context("cannot find the trainbench binary to start under mpirun")?;
+    let mut cmd = std::process::Command::new("mpirun");
+    // mpirun refuses root unless told; containers often run as root.
+    if std::env::var("USER").is_ok_and(|u| u == "root") || std::env::var_os("HOME").is_some_and(|h| h == "/root") {
+        cmd.arg("--allow-run-as-root");
+    }
+    cmd.args(["--oversubscribe", "-np", &processes.to_string()]).arg(exe).args(&forwarded);
+    cmd.args(["--processes", &processes.to_string(), "--workers-list", &workers.to_string(), "--json"]);
+    cmd.arg("--out").arg(&out).arg("--data").arg(&data.path);
+    let shown = format!("mpirun -np {processes} trainbench scale ... --processes {processes}");
+    let output = cmd
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot start {shown} (Open MPI's mpirun must be on PATH)"))?;
+    if !output.status.success() {
+        bail!("{shown} failed ({}); its report folder: {}", output.status, out.display());
+    }
+    let results: Results =
+        serde_json::from_slice(&output.stdout).with_context(|| format!("{shown} did not print its results"))?;
+    if !study.json {
+        for r in &results.runs {
+            println!("{}", format_row(&table_row(r)));
+        }
+    }
+    Ok(results.runs)
 }
 
 /// Generates the built-in data set into `out` unless it is there already.

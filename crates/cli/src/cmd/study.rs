@@ -156,6 +156,8 @@ pub fn run(args: RunStudyArgs) -> Result<()> {
             study: study_args,
             fractions: fractions.unwrap_or_else(|| vec![0.1, 0.25, 0.5, 1.0]),
             workers_list: workers.unwrap_or_default(),
+            // A study's sweep stays in one process (`scale --processes` relaunches its own command).
+            processes: Vec::new(),
         }),
     }
 }

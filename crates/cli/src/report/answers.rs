@@ -276,7 +276,12 @@ fn scaling_answer(all: &[Group]) -> String {
     }
     let mut parts = Vec::new();
     for (engine, model) in unique_models(&sweeps) {
-        let mine: Vec<&&Group> = sweeps.iter().filter(|g| g.engine == engine && g.model == model).collect();
+        let all_mine: Vec<&&Group> = sweeps.iter().filter(|g| g.engine == engine && g.model == model).collect();
+        // Time against rows and speedup against workers within one process, of the process
+        // count with the most cores per process (1 unless only several were swept).
+        let one = all_mine.iter().filter_map(|g| g.sweep).map(|s| s.processes).min().unwrap_or(1);
+        let mine: Vec<&&Group> =
+            all_mine.iter().copied().filter(|g| g.sweep.is_some_and(|s| s.processes == one)).collect();
         let max_w = mine.iter().filter_map(|g| g.sweep).map(|s| s.workers).max().unwrap_or(1);
         let by_rows: Vec<(f64, f64)> = mine
             .iter()
@@ -312,7 +317,8 @@ fn scaling_answer(all: &[Group]) -> String {
                 busy.iter().map(|(w, c)| format!("{c:.2} of {w}")).collect::<Vec<_>>().join(", ")
             )
         };
-        let clauses: Vec<String> = exp.into_iter().chain(speed).collect();
+        let processes = processes_clause(&all_mine);
+        let clauses: Vec<String> = exp.into_iter().chain(speed).chain(processes).collect();
         parts.push(format!("{engine} {model}: {}{busy}", clauses.join(", ")));
     }
     format!(
@@ -320,6 +326,36 @@ fn scaling_answer(all: &[Group]) -> String {
          cores for either engine.",
         parts.join("; ")
     )
+}
+
+/// All rows across the most processes against the fewest, with the same cores in all: the
+/// fit seconds, their ratio and the time spent exchanging.
+fn processes_clause(mine: &[&&Group]) -> Option<String> {
+    let at_all_rows: Vec<(usize, usize, f64, Option<f64>)> = mine
+        .iter()
+        .filter_map(|g| {
+            g.sweep
+                .filter(|s| s.fraction == 1.0)
+                .map(|s| (s.processes, s.workers, g.fit_seconds.mean, g.communication_seconds))
+        })
+        .collect();
+    let few = at_all_rows.iter().min_by_key(|p| p.0)?;
+    let many = at_all_rows.iter().max_by_key(|p| p.0)?;
+    if few.0 == many.0 {
+        return None;
+    }
+    let exchange = many.3.map_or(String::new(), |c| format!(", {c:.2} s of it exchanging"));
+    let workers = |w: usize| if w == 1 { "1 worker".to_owned() } else { format!("{w} workers") };
+    Some(format!(
+        "{} processes × {} {:.2} s against {} × {} {:.2} s at all rows ({:.2}× the time{exchange})",
+        many.0,
+        workers(many.1),
+        many.2,
+        few.0,
+        workers(few.1),
+        few.2,
+        many.2 / few.2
+    ))
 }
 
 pub(crate) fn unique_models(groups: &[&Group]) -> Vec<(String, String)> {

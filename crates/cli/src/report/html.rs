@@ -94,7 +94,10 @@ fn like_for_like(body: &mut String, results: &Results) {
 fn summary(body: &mut String, results: &Results, all: &[Group]) {
     body.push_str("<h2>Summary</h2><table><tr><th>engine</th><th>model</th><th>runs</th><th>fit s</th><th>iterations / epochs</th><th>s/epoch</th><th>rows/s</th><th>accuracy</th><th>precision</th><th>recall</th><th>F1</th><th>AUC</th><th>CPU s</th><th>cores busy</th><th>peak MiB (fit)</th><th>peak MiB (process)</th></tr>");
     for g in all {
-        let sweep = g.sweep.map_or(String::new(), |s| format!(" (×{} rows, {} workers)", s.fraction, s.workers));
+        let sweep = g.sweep.map_or(String::new(), |s| match s.processes {
+            1 => format!(" (×{} rows, {} workers)", s.fraction, s.workers),
+            p => format!(" (×{} rows, {p} processes × {} workers)", s.fraction, s.workers),
+        });
         let _ = write!(
             body,
             "<tr><td>{}</td><td>{}{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.2}</td><td>{:.0}</td><td>{:.0}</td></tr>",
@@ -222,7 +225,10 @@ fn curves(body: &mut String, firsts: &[&RunRecord]) {
 
 /// Time against rows and speedup against workers.
 fn scaling(body: &mut String, results: &Results, all: &[Group]) {
-    let sweeps: Vec<&Group> = all.iter().filter(|g| g.sweep.is_some() && g.ok > 0).collect();
+    // Within one process count (the fewest swept); the answers compare process counts.
+    let fewest = all.iter().filter_map(|g| g.sweep).map(|s| s.processes).min().unwrap_or(1);
+    let sweeps: Vec<&Group> =
+        all.iter().filter(|g| g.sweep.is_some_and(|s| s.processes == fewest) && g.ok > 0).collect();
     let models = answers::unique_models(&sweeps);
     let rows_series: Vec<Series> = models
         .iter()

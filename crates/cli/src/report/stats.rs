@@ -93,6 +93,8 @@ pub struct Group {
     pub peak_rss_bytes: Estimate,
     /// Whole-process peak RSS, in bytes.
     pub process_peak_rss_bytes: Estimate,
+    /// Mean seconds rank 0 spent exchanging with the other processes (under mpirun).
+    pub communication_seconds: Option<f64>,
 }
 
 impl Group {
@@ -141,6 +143,7 @@ pub fn groups(runs: &[RunRecord]) -> Vec<Group> {
                 cores_used: est(&|r| Some(r.mean_cpu_percent / 100.0)).unwrap_or(nan),
                 peak_rss_bytes: est(&|r| Some(r.peak_rss_bytes as f64)).unwrap_or(nan),
                 process_peak_rss_bytes: est(&|r| Some(r.process_peak_rss_bytes as f64)).unwrap_or(nan),
+                communication_seconds: est(&|r| r.communication_seconds).map(|e| e.mean),
                 ok: ok.len(),
                 failed: members.len() - ok.len(),
                 engine,
