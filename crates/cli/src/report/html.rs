@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use trainbench_metrics::ResourceSample;
 
-use crate::report::svg::{Bar, Series, bar_chart, esc, line_chart};
+use crate::report::svg::{Bar, Series, bar_chart, esc, line_chart, small_multiples, smooth};
 use crate::report::{Estimate, Group, answers, groups, mib};
 use crate::results::{Results, RunRecord};
 
@@ -204,15 +204,10 @@ fn curves(body: &mut String, firsts: &[&RunRecord]) {
             .map(|r| Series { name: name(r), points: r.resources.iter().map(|s| (s.t_seconds, f(s))).collect() })
             .collect()
     };
-    body.push_str("<h2>CPU and memory during the fit</h2>");
-    body.push_str(&line_chart(
-        "chart-cpu",
-        "CPU use",
-        ("seconds", "% of one core"),
-        &res(|s| s.cpu_percent),
-        (false, false),
-        false,
-    ));
+    body.push_str("<h2>CPU and memory during the fit</h2><p>CPU use of each run's first seed, one panel each on the same scale (100 % = one core busy), as a moving average over 0.5 s of the 50 ms samples.</p>");
+    let cpu: Vec<Series> =
+        res(|s| s.cpu_percent).into_iter().map(|s| Series { points: smooth(&s.points, 0.5), ..s }).collect();
+    body.push_str(&small_multiples("chart-cpu", "CPU use", ("seconds", "% of one core"), &cpu));
     body.push_str(&line_chart(
         "chart-rss",
         "Resident memory",
