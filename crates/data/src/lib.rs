@@ -29,6 +29,7 @@ mod generator;
 mod load;
 mod names;
 mod pipeline;
+mod predictions;
 mod prepared;
 mod preprocess;
 mod split;
@@ -39,13 +40,14 @@ pub use clean::{CleanOptions, CleanReport, MissingPolicy, clean};
 pub use error::{Error, Result};
 pub use generator::{GenOptions, GenSummary, Generator, generate};
 pub use load::{
-    CsvBatches, Format, IdxImages, InvalidRow, InvalidRowPolicy, LoadOptions, Loaded, load, read_csv_batches,
-    read_idx_images, read_idx_labels,
+    CsvBatches, Format, IdxImages, InvalidRow, InvalidRowPolicy, LoadOptions, Loaded, ParquetBatches, load,
+    read_csv_batches, read_idx_images, read_idx_labels, read_parquet_batches,
 };
 pub use pipeline::{
     ColumnSummary, InspectReport, PipelineOptions, PrepareSummary, PreparedData, SourceSummary, SplitSummary, inspect,
     prepare, write_quarantine,
 };
+pub use predictions::PredictionWriter;
 pub use prepared::{PartitionView, Partitioned, Partitioning, Prepared};
 pub use preprocess::{
     Encoding, FittedPreprocessor, PreprocessOptions, Preprocessor, Scaling, TransformCounts, UnseenPolicy,

@@ -1,13 +1,13 @@
 //! `trainbench predict`: a saved model on new raw data, streamed batch by batch.
 
-use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use trainbench_data::{
-    ColumnKind, InvalidRow, InvalidRowPolicy, LoadOptions, Table, load, read_csv_batches, write_quarantine,
+    ColumnKind, InvalidRow, InvalidRowPolicy, LoadOptions, PredictionWriter, Table, read_csv_batches,
+    read_parquet_batches, write_quarantine,
 };
 use trainbench_engine::{EngineKind, SavedModel, TrainedModel};
 use trainbench_metrics::ClassificationReport;
@@ -15,8 +15,10 @@ use trainbench_metrics::ClassificationReport;
 use crate::args::{LoadArgs, RunArgs};
 use crate::{engines, output};
 
-/// Rows of new data are read this many bytes at a time, so any file size fits in memory.
+/// Rows of new data are read this many bytes of CSV at a time, so any file size fits in memory.
 const BATCH_BYTES: usize = 32 << 20;
+/// ... and this many rows of Parquet (a batch holds whole row groups where they are smaller).
+const BATCH_ROWS: usize = 256 << 10;
 
 /// Apply a saved model to new data: each row's class probabilities and predicted class.
 #[derive(Args, Debug)]
@@ -28,7 +30,9 @@ pub struct PredictArgs {
     /// is there, the metrics are printed too).
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
-    /// Output CSV: line, one probability column per class, prediction.
+    /// Output: line (a Parquet input's row number), one probability column per class,
+    /// prediction. Parquet for a .parquet or .pq name, CSV otherwise; `-` writes CSV to stdout
+    /// (the summary then goes to stderr).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
     /// Field delimiter of the data (default: detected).
@@ -73,22 +77,17 @@ pub fn run(args: PredictArgs) -> Result<()> {
             ColumnKind::Categorical => options.categorical.push(name),
         }
     }
-    let out_file = std::fs::File::create(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-    let mut out = BufWriter::new(out_file);
-    let header: Vec<String> = std::iter::once("line".to_owned())
-        .chain(classes.iter().map(|c| format!("p_{c}")))
-        .chain(std::iter::once("prediction".to_owned()))
-        .collect();
-    writeln!(out, "{}", header.join(","))?;
-
+    let mut out = PredictionWriter::create(&args.out, &classes)?;
     let mut scored = Scored::default();
     let mut invalid: Vec<InvalidRow> = Vec::new();
     let ext = args.data.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     if ext == "parquet" || ext == "pq" {
-        // Parquet is read whole (its row groups are not streamed yet).
-        let loaded = load(&args.data, &options)?;
-        invalid.extend(loaded.invalid);
-        scored.add(&loaded.table, model.as_ref(), pre, &classes, &mut out)?;
+        let batches = read_parquet_batches(&args.data, &options, BATCH_ROWS)?;
+        for batch in batches {
+            let (table, bad) = batch?;
+            invalid.extend(bad);
+            scored.add(&table, model.as_ref(), pre, &classes, &mut out)?;
+        }
     } else {
         let size = std::fs::metadata(&args.data).map(|m| m.len()).unwrap_or(0);
         let bar = output::bar(size, "predicting (bytes)", args.json);
@@ -101,7 +100,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
         }
         bar.finish_and_clear();
     }
-    out.flush()?;
+    out.finish()?;
     if !invalid.is_empty() {
         let rows: Vec<_> = invalid.into_iter().map(|r| (args.data.clone(), r)).collect();
         write_quarantine(&args.quarantine, &rows)?;
@@ -113,6 +112,8 @@ pub fn run(args: PredictArgs) -> Result<()> {
         Some(ClassificationReport::from_proba(&scored.labels, &scored.proba, classes.len())?)
     };
     let seconds = started.elapsed().as_secs_f64();
+    // With the predictions on stdout, the summary goes to stderr.
+    let mut summary = Vec::new();
     if args.json {
         let value = serde_json::json!({
             "rows": scored.rows,
@@ -125,24 +126,27 @@ pub fn run(args: PredictArgs) -> Result<()> {
             "f1_macro": report.as_ref().map(|r| r.macro_avg.f1),
             "labelled_rows": scored.labels.len(),
         });
-        println!("{value}");
-        return Ok(());
+        summary.push(value.to_string());
+    } else {
+        summary.push(format!("{} rows predicted into {} in {seconds:.2} s", scored.rows, args.out.display()));
+        if scored.invalid > 0 {
+            summary.push(format!(
+                "{} unreadable rows written to {} (line and reason for each)",
+                scored.invalid,
+                args.quarantine.display()
+            ));
+        }
+        if let Some(r) = report {
+            summary.push(format!(
+                "on the {} labelled rows: accuracy {:.4}, macro F1 {:.4}",
+                scored.labels.len(),
+                r.accuracy,
+                r.macro_avg.f1
+            ));
+        }
     }
-    println!("{} rows predicted into {} in {seconds:.2} s", scored.rows, args.out.display());
-    if scored.invalid > 0 {
-        println!(
-            "{} unreadable rows written to {} (line and reason for each)",
-            scored.invalid,
-            args.quarantine.display()
-        );
-    }
-    if let Some(r) = report {
-        println!(
-            "on the {} labelled rows: accuracy {:.4}, macro F1 {:.4}",
-            scored.labels.len(),
-            r.accuracy,
-            r.macro_avg.f1
-        );
+    for line in summary {
+        if args.out == Path::new("-") { eprintln!("{line}") } else { println!("{line}") }
     }
     Ok(())
 }
@@ -163,25 +167,14 @@ impl Scored {
         model: &dyn TrainedModel,
         pre: &trainbench_data::FittedPreprocessor,
         classes: &[String],
-        out: &mut impl Write,
+        out: &mut PredictionWriter,
     ) -> Result<()> {
         let rows: Vec<usize> = (0..table.rows()).collect();
         let (features, _) = pre.transform_features(table, &rows)?;
         let proba = model.predict_proba(&features)?;
-        let k = classes.len();
+        out.write(&table.lines, &proba)?;
         let label = table.label_column();
-        let mut line = String::new();
-        for (i, p) in proba.chunks_exact(k).enumerate() {
-            line.clear();
-            line.push_str(&table.lines[i].to_string());
-            for v in p {
-                line.push(',');
-                line.push_str(&v.to_string());
-            }
-            let best = p.iter().enumerate().fold(0, |b, (c, &v)| if v > p[b] { c } else { b });
-            line.push(',');
-            line.push_str(&csv_field(&classes[best]));
-            writeln!(out, "{line}")?;
+        for (i, p) in proba.chunks_exact(classes.len()).enumerate() {
             let truth = label.display(i);
             if let Some(c) = classes.iter().position(|c| *c == truth) {
                 self.labels.push(c as u32);
@@ -191,8 +184,4 @@ impl Scored {
         self.rows += table.rows();
         Ok(())
     }
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
 }
