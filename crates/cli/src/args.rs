@@ -235,6 +235,41 @@ pub struct RunArgs {
     /// stages.
     #[arg(long, value_name = "sc://HOST:PORT", env = "SPARK_REMOTE")]
     pub spark_remote: Option<String>,
+    #[command(flatten)]
+    pub tracking: TrackingArgs,
+}
+
+/// Run tracking in MLflow.
+#[derive(Args, Debug, Clone, PartialEq)]
+#[command(next_help_heading = "Tracking")]
+pub struct TrackingArgs {
+    /// Log every run to the MLflow tracking server at this URI (http://HOST:PORT; default:
+    /// $MLFLOW_TRACKING_URI): parameters, per-epoch / per-iteration metrics, the test scores, and
+    /// the saved model or the study's report folder as artifacts.
+    #[arg(long, value_name = "URI", env = "MLFLOW_TRACKING_URI")]
+    pub mlflow: Option<String>,
+    /// The MLflow experiment the runs go to (created when missing).
+    #[arg(long, value_name = "NAME", env = "MLFLOW_EXPERIMENT_NAME", default_value = "trainbench")]
+    pub mlflow_experiment: String,
+}
+
+impl Default for TrackingArgs {
+    fn default() -> Self {
+        Self { mlflow: None, mlflow_experiment: "trainbench".to_owned() }
+    }
+}
+
+impl TrackingArgs {
+    /// The MLflow tracker, when `--mlflow` (or $MLFLOW_TRACKING_URI) names a server: connected
+    /// now, before any training. Only rank 0 of an MPI job logs.
+    pub fn tracker(&self) -> Result<Option<crate::mlflow::Tracker>> {
+        match &self.mlflow {
+            Some(uri) if trainbench_engine::collective::is_primary() => {
+                Ok(Some(crate::mlflow::Tracker::open(uri, &self.mlflow_experiment)?))
+            }
+            _ => Ok(None),
+        }
+    }
 }
 
 impl Default for RunArgs {
@@ -249,6 +284,7 @@ impl Default for RunArgs {
             checkpoint_dir: None,
             resume: false,
             spark_remote: None,
+            tracking: TrackingArgs::default(),
         }
     }
 }

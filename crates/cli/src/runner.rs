@@ -9,6 +9,7 @@ use trainbench_data::Prepared;
 use trainbench_engine::{Engine, EngineKind, ModelSpec, Precision, RunContext, TrainLog, TrainedModel};
 use trainbench_metrics::{ClassificationReport, ResourceSampler, ResourceSummary};
 
+use crate::progress::LiveProgress;
 use crate::results::{RunRecord, RunStatus, Scores, SweepPoint};
 
 /// A run failed after it started (exit code 1), as opposed to a command that could not start
@@ -103,21 +104,24 @@ pub fn rows_per_second(train_rows: usize, epochs: usize, fit_seconds: f64) -> f6
     (train_rows * epochs.max(1)) as f64 / fit_seconds.max(1e-9)
 }
 
-/// Trains `plan` with `engine` on `train` (early stopping on `valid`) and scores it on `test`.
-/// `prepare_peak_rss_bytes` is the process's peak while the data were loaded and prepared
-/// ([`trainbench_metrics::process_peak_rss`] read before the first fit).
+/// Trains `plan` with `engine` on `train` (early stopping on `valid`) and scores it on `test`,
+/// showing the fit's progress in `progress`. `prepare_peak_rss_bytes` is the process's peak
+/// while the data were loaded and prepared ([`trainbench_metrics::process_peak_rss`] read before
+/// the first fit).
 pub fn fit_and_score(
     engine: &dyn Engine,
     plan: &RunPlan,
     (train, valid, test): (&Prepared, &Prepared, &Prepared),
     prepare_peak_rss_bytes: u64,
+    progress: &LiveProgress,
 ) -> Result<Trained> {
     let sampler = ResourceSampler::start(Duration::from_millis(50));
     let started = Instant::now();
-    let fitted = engine.fit(plan.spec, train, valid, &plan.ctx);
+    let fitted = engine.fit_with_progress(plan.spec, train, valid, &plan.ctx, progress);
     let fit_seconds = started.elapsed().as_secs_f64();
     let fit_resources = sampler.stop();
     let (model, log) = fitted.map_err(engine_error)?;
+    progress.finish(&log);
     let started = Instant::now();
     let proba = model.predict_proba(&test.features).map_err(engine_error)?;
     let predict_seconds = started.elapsed().as_secs_f64();

@@ -288,7 +288,21 @@ fn training_errors_are_clear_and_leave_no_model() {
     );
     assert_run_failure(
         // f32: weights of 1e300 overflow to infinity and the loss to NaN (in f64 they only saturate).
-        &["train", "--model", "mlp", "--data", "h.csv", "--solver", "gd", "--step-size", "1e300", "--precision", "f32"],
+        // -q: the iterations before the divergence would print their progress lines.
+        &[
+            "train",
+            "--model",
+            "mlp",
+            "--data",
+            "h.csv",
+            "--solver",
+            "gd",
+            "--step-size",
+            "1e300",
+            "--precision",
+            "f32",
+            "-q",
+        ],
         d,
         &["training diverged at iteration"],
     );
@@ -307,6 +321,7 @@ fn training_errors_are_clear_and_leave_no_model() {
             "f32",
             "--save",
             "m.model",
+            "-q",
         ],
         d,
         &["training diverged at iteration"],
@@ -318,4 +333,110 @@ fn training_errors_are_clear_and_leave_no_model() {
         d,
         &["junk.model", "not a trainbench model file"],
     );
+}
+
+/// The progress lines `train` prints on stderr (not a terminal here), one per epoch or level and
+/// every tenth iteration, each showing the same numbers the saved model's log keeps.
+#[test]
+fn train_prints_live_progress_that_matches_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json(&trainbench(&["gen", "higgs-like", "--rows", "3000", "--seed", "4", "--out", "h.csv", "--json"], d));
+    let common = ["--data", "h.csv", "--valid-fraction", "0.1", "--save", "m.json"];
+    // The progress lines of a run, and the log its saved model keeps.
+    let train = |args: &[&str]| {
+        let o = trainbench(&[&["train"], args, &common[..]].concat(), d);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains("accuracy"), "the results still print: {}", stdout(&o));
+        let model: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("m.json")).unwrap()).unwrap();
+        (stderr(&o).lines().map(str::to_owned).collect::<Vec<_>>(), model["log"].clone())
+    };
+    let entries = |log: &serde_json::Value| log["entries"].as_array().unwrap().clone();
+
+    let (lines, log) = train(&["--engine", "tensor", "--model", "mlp", "--epochs", "3", "--batch-size", "64"]);
+    let log_entries = entries(&log);
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    for (k, (line, e)) in lines.iter().zip(&log_entries).enumerate() {
+        let want = format!(
+            "Epoch {}/3 – {} – loss {:.4} – accuracy {:.4} – val_loss {:.4} – val_accuracy {:.4}",
+            k + 1,
+            line.split(" – ").nth(1).unwrap(),
+            e["loss"].as_f64().unwrap(),
+            e["extra"]["accuracy"].as_f64().unwrap(),
+            e["valid_loss"].as_f64().unwrap(),
+            e["valid_accuracy"].as_f64().unwrap()
+        );
+        assert_eq!(line, &want);
+        assert!(line.split(" – ").nth(1).unwrap().ends_with(" s"), "{line}");
+    }
+    assert_eq!(lines[3], "stopped: max_epochs");
+
+    let (lines, log) = train(&["--engine", "spark", "--model", "lr", "--max-iter", "25", "--tol", "1e-12"]);
+    let n = entries(&log).len();
+    assert!(n > 10, "{n} iterations");
+    let mut want: Vec<usize> = (1..=n).filter(|&i| i == 1 || i % 10 == 0 || i == n).collect();
+    want.dedup();
+    let shown: Vec<usize> =
+        lines.iter().filter_map(|l| l.strip_prefix("Iteration ")?.split('/').next()?.parse().ok()).collect();
+    assert_eq!(shown, want, "{lines:?}");
+    assert!(lines[0].starts_with("Iteration 1/25 – ") && lines[0].contains(" – gradient norm "), "{lines:?}");
+    assert_eq!(lines.last().unwrap(), &format!("stopped: {}", log["stop_reason"].as_str().unwrap()));
+
+    let (lines, log) = train(&["--engine", "spark", "--model", "tree", "--max-depth", "3"]);
+    let levels: Vec<&String> = lines.iter().filter(|l| l.starts_with("Level ")).collect();
+    assert_eq!(levels.len(), entries(&log).len(), "{lines:?}");
+    assert!(levels[0].starts_with("Level 1/3 – ") && levels[0].contains(" – nodes "), "{lines:?}");
+
+    // --json and --quiet print no progress.
+    for flag in ["--json", "--quiet"] {
+        let o = trainbench(
+            &[&["train", "--engine", "tensor", "--model", "mlp", "--epochs", "2", flag], &common[..]].concat(),
+            d,
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(stderr(&o), "", "{flag}");
+    }
+}
+
+/// `predict` streams a Parquet input, writes Parquet for a .parquet name and CSV to stdout for
+/// `-` (its summary then on stderr), the same predictions every way.
+#[test]
+fn predict_reads_and_writes_parquet_and_writes_csv_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json(&trainbench(&["gen", "mixed", "--rows", "3000", "--seed", "1", "--out", "train.csv", "--json"], d));
+    json(&trainbench(&["gen", "mixed", "--rows", "2500", "--seed", "2", "--out", "new.parquet", "--json"], d));
+    let t = trainbench(
+        &["train", "--engine", "spark", "--model", "lr", "--data", "train.csv", "--save", "m.json", "-q"],
+        d,
+    );
+    assert!(t.status.success(), "{}", stderr(&t));
+    let predict = |out: &str| trainbench(&["predict", "--model", "m.json", "--data", "new.parquet", "--out", out], d);
+
+    let to_file = predict("p.csv");
+    assert!(to_file.status.success(), "{}", stderr(&to_file));
+    assert!(stdout(&to_file).starts_with("2500 rows predicted into p.csv"), "{}", stdout(&to_file));
+    let csv = std::fs::read_to_string(d.join("p.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2501);
+    assert_eq!(csv.lines().next().unwrap(), "line,p_no,p_yes,prediction");
+    // Parquet rows are numbered from 1.
+    assert!(csv.lines().nth(1).unwrap().starts_with("1,"), "{csv}");
+
+    let to_stdout = predict("-");
+    assert!(to_stdout.status.success(), "{}", stderr(&to_stdout));
+    assert_eq!(stdout(&to_stdout), csv);
+    assert!(stderr(&to_stdout).starts_with("2500 rows predicted into -"), "{}", stderr(&to_stdout));
+    assert!(stderr(&to_stdout).contains("on the 2500 labelled rows: accuracy "), "{}", stderr(&to_stdout));
+
+    let to_parquet = predict("p.parquet");
+    assert!(to_parquet.status.success(), "{}", stderr(&to_parquet));
+    let i = json(&trainbench(&["inspect", "p.parquet", "--label", "prediction", "--json"], d));
+    assert_eq!(i["rows"], 2500);
+    let names: Vec<&str> = i["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["line", "p_no", "p_yes", "prediction"]);
+    // The predicted classes count the same as in the CSV.
+    let yes_in_csv = csv.lines().skip(1).filter(|l| l.ends_with(",yes")).count() as u64;
+    let balance = i["class_balance"].as_array().unwrap();
+    let yes_in_parquet = balance.iter().find(|c| c[0] == "yes").map_or(0, |c| c[1].as_u64().unwrap());
+    assert_eq!(yes_in_parquet, yes_in_csv);
 }

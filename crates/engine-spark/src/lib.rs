@@ -43,8 +43,8 @@ mod tree;
 
 use trainbench_data::{Partitioning, Prepared};
 use trainbench_engine::{
-    Engine, EngineKind, Error, ModelKind, ModelSpec, Result, RunContext, TrainLog, TrainedModel, check_finite,
-    collective,
+    Engine, EngineKind, Error, ModelKind, ModelSpec, Progress, Result, RunContext, TrainLog, TrainedModel,
+    check_finite, collective,
 };
 
 pub use executor::Executor;
@@ -70,12 +70,13 @@ impl Engine for SparkEngine {
         EngineKind::Spark
     }
 
-    fn fit(
+    fn fit_with_progress(
         &self,
         spec: &ModelSpec,
         train: &Prepared,
         valid: &Prepared,
         ctx: &RunContext,
+        progress: &dyn Progress,
     ) -> Result<(Box<dyn TrainedModel>, TrainLog)> {
         if train.rows() == 0 {
             return Err(Error::Data("no training rows".into()));
@@ -106,17 +107,17 @@ impl Engine for SparkEngine {
         let (model, mut log): (Box<dyn TrainedModel>, TrainLog) = match spec.kind {
             ModelKind::Lr => {
                 let p = LrParams::from_params(&spec.params)?;
-                let (m, log) = logistic::fit(&exec, &data, classes, &p, valid)?;
+                let (m, log) = logistic::fit(&exec, &data, classes, &p, valid, progress)?;
                 (Box::new(m), log)
             }
             ModelKind::Tree => {
                 let p = TreeParams::from_params(&spec.params)?;
-                let (m, log) = tree::fit(&exec, &data, classes, &train.categorical_features, &p, ctx.seed, valid)?;
+                let (m, log) = tree::fit(&exec, &data, &p, ctx.seed, valid, progress)?;
                 (Box::new(m), log)
             }
             ModelKind::Mlp => {
                 let p = MlpParams::from_params(&spec.params)?;
-                let (m, log) = mlp::fit(&exec, &data, classes, &p, ctx.seed, valid)?;
+                let (m, log) = mlp::fit(&exec, &data, classes, &p, ctx.seed, valid, progress)?;
                 (Box::new(m), log)
             }
             other => {

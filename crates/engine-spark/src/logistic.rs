@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use trainbench_data::{PartitionView, Partitioned, Prepared};
 use trainbench_engine::kernels::math::{exp_neg_f64, ln_1p_unit_f64};
 use trainbench_engine::kernels::vectorized;
-use trainbench_engine::{Result, TrainLog, TrainedModel};
+use trainbench_engine::{Progress, Result, TrainLog, TrainedModel};
 
 use crate::executor::{Executor, add_into};
 use crate::optim::{Objective, Settings, Validate, minimize};
@@ -319,6 +319,7 @@ pub fn fit(
     classes: usize,
     params: &LrParams,
     valid: Option<&Prepared>,
+    progress: &dyn Progress,
 ) -> Result<(LogisticModel, TrainLog)> {
     let start = Instant::now();
     let d = data.data.n_features;
@@ -361,7 +362,7 @@ pub fn fit(
     let settings = Settings { max_iter: params.max_iter, tol: params.tol, l1: l1_weights };
     let loss = &objective;
     let score = valid.map(|v| move |x: &[f64]| crate::validation_scores(&loss.model(x, classes), v));
-    let out = minimize(&objective, x0, &settings, start, score.as_ref().map(|f| f as Validate))?;
+    let out = minimize(&objective, x0, &settings, start, score.as_ref().map(|f| f as Validate), progress)?;
     let LogisticModel { mut coefficients, mut intercepts, .. } = objective.model(&out.x, classes);
     if rows > 1 && params.reg_param == 0.0 {
         // Softmax is unchanged by adding a constant to every class; like MLlib, report the

@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use trainbench_data::{Partitioned, Prepared};
 use trainbench_engine::kernels::{Float, gemm, sigmoid_in_place};
-use trainbench_engine::{Error, LogEntry, Precision, Result, TrainLog, TrainedModel};
+use trainbench_engine::{Error, LogEntry, Precision, Progress, Result, StepUnit, TrainLog, TrainedModel};
 
 use crate::executor::{Executor, add_into};
 use crate::optim::{Objective, Settings, Validate, minimize};
@@ -313,6 +313,7 @@ pub fn fit(
     params: &MlpParams,
     seed: u64,
     valid: Option<&Prepared>,
+    progress: &dyn Progress,
 ) -> Result<(MlpModel, TrainLog)> {
     let start = Instant::now();
     let d = data.data.n_features;
@@ -327,10 +328,10 @@ pub fn fit(
     let (x, entries, stop_reason, eval_seconds) = match params.solver {
         MlpSolver::LBfgs => {
             let settings = Settings { max_iter: params.max_iter, tol: params.tol, l1: Vec::new() };
-            let out = minimize(&objective, x0, &settings, start, validate)?;
+            let out = minimize(&objective, x0, &settings, start, validate, progress)?;
             (out.x, out.log, out.stop_reason.text().to_owned(), out.eval_seconds)
         }
-        MlpSolver::Gd => gradient_descent(&objective, x0, params, start, validate)?,
+        MlpSolver::Gd => gradient_descent(&objective, x0, params, start, validate, progress)?,
     };
     let model = model_at(&x);
     let log = TrainLog {
@@ -353,7 +354,9 @@ fn gradient_descent(
     params: &MlpParams,
     start: Instant,
     validate: Option<Validate>,
+    progress: &dyn Progress,
 ) -> Result<(Vec<f64>, Vec<LogEntry>, String, f64)> {
+    progress.begin(StepUnit::Iteration, params.max_iter);
     let mut log = Vec::new();
     let mut eval_seconds = 0.0;
     for t in 1..=params.max_iter {
@@ -385,6 +388,7 @@ fn gradient_descent(
             elapsed_seconds: start.elapsed().as_secs_f64() - eval_seconds,
             extra: [("evaluations".to_owned(), t as f64)].into(),
         });
+        progress.entry(&log[log.len() - 1]);
         let norm = w.iter().map(|v| v * v).sum::<f64>().sqrt();
         if t > 1 && moved.sqrt() < params.tol * norm.max(1.0) {
             return Ok((w, log, "converged".into(), eval_seconds));

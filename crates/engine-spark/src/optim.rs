@@ -25,7 +25,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
-use trainbench_engine::{Error, LogEntry, Result};
+use trainbench_engine::{Error, LogEntry, Progress, Result, StepUnit};
 
 /// A differentiable objective: value and gradient at `x` in one pass.
 pub trait Objective: Sync {
@@ -381,7 +381,9 @@ pub fn minimize(
     settings: &Settings,
     started: Instant,
     validate: Option<Validate>,
+    progress: &dyn Progress,
 ) -> Result<Optimized> {
+    progress.begin(StepUnit::Iteration, settings.max_iter);
     let l1: &[f64] = if settings.l1.iter().any(|&w| w > 0.0) { &settings.l1 } else { &[] };
     let mut f = Cached { objective, last: None, evaluations: 0 };
     let (value, grad) = f.eval(&x0);
@@ -455,6 +457,7 @@ pub fn minimize(
             elapsed_seconds: started.elapsed().as_secs_f64() - eval_seconds,
             extra: entry_extra,
         });
+        progress.entry(&log[log.len() - 1]);
     };
     if state.x.iter().any(|v| !v.is_finite()) {
         return Err(Error::diverged(format!("iteration {}", log.len()), f64::NAN));
@@ -523,6 +526,7 @@ fn finish<O: Objective>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use trainbench_engine::Silent;
 
     struct Quadratic;
     impl Objective for Quadratic {
@@ -539,7 +543,7 @@ mod tests {
 
     #[test]
     fn finds_the_minimum_and_logs_iterations() {
-        let out = minimize(&Quadratic, vec![0.0, 0.0], &settings(100, 1e-12), Instant::now(), None).unwrap();
+        let out = minimize(&Quadratic, vec![0.0, 0.0], &settings(100, 1e-12), Instant::now(), None, &Silent).unwrap();
         assert!((out.x[0] - 3.0).abs() < 1e-5 && (out.x[1] + 1.0).abs() < 1e-5, "{:?}", out.x);
         assert_eq!(out.stop_reason, StopReason::GradientConverged);
         assert!(!out.log.is_empty());
@@ -564,7 +568,7 @@ mod tests {
 
     #[test]
     fn solves_rosenbrock() {
-        let out = minimize(&Rosenbrock, vec![-1.2, 1.0], &settings(100, 1e-10), Instant::now(), None).unwrap();
+        let out = minimize(&Rosenbrock, vec![-1.2, 1.0], &settings(100, 1e-10), Instant::now(), None, &Silent).unwrap();
         assert!((out.x[0] - 1.0).abs() < 1e-5 && (out.x[1] - 1.0).abs() < 1e-5, "{:?} after {}", out.x, out.log.len());
         assert!(out.log.len() < 60, "{} iterations", out.log.len());
     }
@@ -582,7 +586,7 @@ mod tests {
                 (f, x.iter().enumerate().map(|(i, v)| 2.0 * c(i) * (v - 1.0)).collect())
             }
         }
-        let out = minimize(&Spread, vec![0.0; 30], &settings(1000, 1e-3), Instant::now(), None).unwrap();
+        let out = minimize(&Spread, vec![0.0; 30], &settings(1000, 1e-3), Instant::now(), None, &Silent).unwrap();
         assert_eq!(out.stop_reason, StopReason::FunctionValuesConverged, "after {} iterations", out.log.len());
         assert!(out.log.len() >= 20, "{}", out.log.len());
         // The rule itself: within tol·|f₀| of the value 19 iterations before.
@@ -593,13 +597,13 @@ mod tests {
             assert!((out.log[n - 2].loss - out.log[n - 21].loss).abs() > 1e-3 * f0, "should have stopped earlier");
         }
         // A tighter tolerance runs to max_iter instead.
-        let capped = minimize(&Spread, vec![0.0; 30], &settings(7, 1e-12), Instant::now(), None).unwrap();
+        let capped = minimize(&Spread, vec![0.0; 30], &settings(7, 1e-12), Instant::now(), None, &Silent).unwrap();
         assert_eq!((capped.stop_reason, capped.log.len()), (StopReason::MaxIterations, 7));
     }
 
     #[test]
     fn a_start_at_the_optimum_takes_no_iteration() {
-        let out = minimize(&Quadratic, vec![3.0, -1.0], &settings(100, 1e-6), Instant::now(), None).unwrap();
+        let out = minimize(&Quadratic, vec![3.0, -1.0], &settings(100, 1e-6), Instant::now(), None, &Silent).unwrap();
         assert_eq!((out.stop_reason, out.log.len()), (StopReason::GradientConverged, 0));
     }
 
@@ -607,14 +611,14 @@ mod tests {
     fn l1_shrinks_to_zero_and_spares_unweighted_coordinates() {
         // With an L1 weight of 25 on x1, its optimum is exactly 0: |20 (x1 + 1)| < 25 at 0.
         let s = Settings { max_iter: 200, tol: 1e-12, l1: vec![0.0, 25.0] };
-        let out = minimize(&Quadratic, vec![0.5, 0.5], &s, Instant::now(), None).unwrap();
+        let out = minimize(&Quadratic, vec![0.5, 0.5], &s, Instant::now(), None, &Silent).unwrap();
         assert_eq!(out.x[1], 0.0, "{:?}", out.x);
         assert!((out.x[0] - 3.0).abs() < 1e-6, "{:?}", out.x);
         // The logged objective includes the L1 term: f(3, 0) = 10.
         assert!((out.log.last().unwrap().loss - 10.0).abs() < 1e-9);
         // A weight of 4 moves x1's optimum to −1 + 4/20 = −0.8.
         let s = Settings { max_iter: 200, tol: 1e-12, l1: vec![0.0, 4.0] };
-        let out = minimize(&Quadratic, vec![0.0, 0.0], &s, Instant::now(), None).unwrap();
+        let out = minimize(&Quadratic, vec![0.0, 0.0], &s, Instant::now(), None, &Silent).unwrap();
         assert!((out.x[1] + 0.8).abs() < 1e-6, "{:?}", out.x);
     }
 
@@ -627,7 +631,7 @@ mod tests {
 
     #[test]
     fn a_nan_objective_is_divergence() {
-        let r = minimize(&Broken, vec![0.0], &settings(10, 1e-6), Instant::now(), None);
+        let r = minimize(&Broken, vec![0.0], &settings(10, 1e-6), Instant::now(), None, &Silent);
         assert!(matches!(r, Err(Error::Diverged { .. })));
     }
 
@@ -643,7 +647,7 @@ mod tests {
                 (x[0] * x[0] + 1.0, vec![-2.0 * x[0] - 1.0])
             }
         }
-        let out = minimize(&Liar, vec![1.0], &settings(100, 1e-9), Instant::now(), None).unwrap();
+        let out = minimize(&Liar, vec![1.0], &settings(100, 1e-9), Instant::now(), None, &Silent).unwrap();
         assert_eq!(out.stop_reason, StopReason::SearchFailed);
         assert_eq!(out.log.len(), 2);
         assert_eq!(out.log[0].extra.get("history_reset"), Some(&1.0));
@@ -654,7 +658,8 @@ mod tests {
     #[test]
     fn validation_is_scored_per_iteration_and_timed_apart() {
         let score = |x: &[f64]| (x[0], 0.5);
-        let out = minimize(&Quadratic, vec![0.0, 0.0], &settings(5, 0.0), Instant::now(), Some(&score)).unwrap();
+        let out =
+            minimize(&Quadratic, vec![0.0, 0.0], &settings(5, 0.0), Instant::now(), Some(&score), &Silent).unwrap();
         assert!(out.log.iter().all(|e| e.valid_accuracy == Some(0.5) && e.valid_loss.is_some()));
         assert!(out.eval_seconds >= 0.0);
     }

@@ -18,7 +18,9 @@ use burn::module::Module;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use trainbench_data::Prepared;
-use trainbench_engine::{Engine, EngineKind, Error, ModelKind, ModelSpec, Result, RunContext, TrainLog, TrainedModel};
+use trainbench_engine::{
+    Engine, EngineKind, Error, ModelKind, ModelSpec, Progress, Result, RunContext, TrainLog, TrainedModel,
+};
 
 use crate::model::Net;
 use crate::params::Architecture;
@@ -87,12 +89,13 @@ impl Engine for TensorEngine {
         EngineKind::Tensor
     }
 
-    fn fit(
+    fn fit_with_progress(
         &self,
         spec: &ModelSpec,
         train: &Prepared,
         valid: &Prepared,
         ctx: &RunContext,
+        progress: &dyn Progress,
     ) -> Result<(Box<dyn TrainedModel>, TrainLog)> {
         let classes = train.class_names.len();
         if train.labels.is_empty() {
@@ -103,7 +106,7 @@ impl Engine for TensorEngine {
         }
         EngineKind::Tensor.check_model(spec.kind)?;
         let (arch, params) = params::parse(spec.kind, &spec.params, train.n_features, classes)?;
-        let (net, log) = train::fit(&arch, &params, train, valid, ctx, &self.options)?;
+        let (net, log) = train::fit(&arch, &params, train, valid, ctx, &self.options, progress)?;
         // Predictions run on the CPU whatever the training device, like a saved Keras model
         // loaded for inference.
         let device = Device::flex();

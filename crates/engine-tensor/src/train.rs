@@ -17,7 +17,7 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, DType, Device, Int, Tensor, TensorData, activation};
 use serde::{Deserialize, Serialize};
 use trainbench_data::Prepared;
-use trainbench_engine::{Error, LogEntry, Precision, Result, RunContext, TrainLog, collective};
+use trainbench_engine::{Error, LogEntry, Precision, Progress, Result, RunContext, StepUnit, TrainLog, collective};
 
 use crate::exchange;
 use crate::model::{DropoutMasks, Net};
@@ -445,18 +445,19 @@ pub fn fit(
     valid: &Prepared,
     ctx: &RunContext,
     opts: &TrainOptions,
+    progress: &dyn Progress,
 ) -> Result<(Net, TrainLog)> {
     let pool = ctx.thread_pool("tensor-worker")?;
-    pool.install(|| fit_on_pool(arch, p, train, valid, ctx, opts))
+    pool.install(|| fit_on_pool(arch, p, (train, valid), ctx, opts, progress))
 }
 
 fn fit_on_pool(
     arch: &Architecture,
     p: &TrainParams,
-    train: &Prepared,
-    valid: &Prepared,
+    (train, valid): (&Prepared, &Prepared),
     ctx: &RunContext,
     opts: &TrainOptions,
+    progress: &dyn Progress,
 ) -> Result<(Net, TrainLog)> {
     // Under mpirun every rank prepared its own copy of the rows: they must be the same.
     collective::check_same_data(train)?;
@@ -486,6 +487,7 @@ fn fit_on_pool(
     let class_weights = p.balanced_class_weights.then(|| balanced_weights(&train.labels, arch.classes));
     let started = Instant::now();
     let mut stop_reason = "max_epochs".to_owned();
+    progress.begin(StepUnit::Epoch, p.epochs);
     for epoch in state.epochs_done..p.epochs {
         let setup = StepSetup {
             n_features: train.n_features,
@@ -498,7 +500,8 @@ fn fit_on_pool(
             epoch,
         };
         let lr = learning_rate(p, epoch);
-        let done = state.train_epoch(&setup, train, p, lr, board.as_mut(), opts.checkpoint_dir.is_some())?;
+        let done =
+            state.train_epoch(&setup, train, p, lr, (board.as_mut(), progress), opts.checkpoint_dir.is_some())?;
         let training_seconds = state.elapsed_before + started.elapsed().as_secs_f64() - state.eval_seconds;
         let (valid_loss, valid_accuracy) = state.validate(valid, &plain);
         let entry = LogEntry {
@@ -517,6 +520,7 @@ fn fit_on_pool(
         if let Some(board) = board.as_mut() {
             board.epoch(&entry)?;
         }
+        progress.entry(&entry);
         state.entries.push(entry);
         state.epochs_done = epoch + 1;
         let stop = state.stopping.update(valid_loss.filter(|_| p.patience > 0), &state.net, p.patience);
@@ -695,7 +699,7 @@ impl State {
         train: &Prepared,
         p: &TrainParams,
         lr: f64,
-        mut board: Option<&mut Board>,
+        (mut board, progress): (Option<&mut Board>, &dyn Progress),
         checkpointing: bool,
     ) -> Result<EpochDone> {
         let started = Instant::now();
@@ -727,6 +731,7 @@ impl State {
                 {
                     board.batch_loss(epoch as u64 * steps_per_epoch + batch.step as u64, loss)?;
                 }
+                progress.step(epoch + 1, batch.step, steps_per_epoch as usize);
             }
             Ok(())
         })?;

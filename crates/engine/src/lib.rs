@@ -341,6 +341,35 @@ pub fn score_probabilities(proba: &[f32], labels: &[u32], classes: usize) -> (f6
     (loss / n, correct as f64 / n)
 }
 
+/// What one entry of a fit's log counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepUnit {
+    /// An optimizer iteration (L-BFGS, gradient descent): one pass over every partition.
+    Iteration,
+    /// A level of a tree grown breadth-first.
+    Level,
+    /// An epoch of mini-batches.
+    Epoch,
+}
+
+/// Live reports from a fit, as Keras's callbacks and Spark's listeners get them; the CLI prints
+/// them. Calls come from the thread that drives the fit, between steps, so they must be cheap.
+/// Under mpirun every process reports; the caller decides which one prints.
+pub trait Progress: Sync {
+    /// The fit starts: each log entry will be one `unit`, `planned` of them at most.
+    fn begin(&self, _unit: StepUnit, _planned: usize) {}
+    /// A log entry is complete (the same entry the fit's [`TrainLog`] keeps).
+    fn entry(&self, _entry: &LogEntry) {}
+    /// Within epoch `epoch` (from 1): `done` of its `total` steps are complete.
+    fn step(&self, _epoch: usize, _done: usize, _total: usize) {}
+}
+
+/// Reports nothing: what [`Engine::fit`] passes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Silent;
+
+impl Progress for Silent {}
+
 /// A trained model.
 pub trait TrainedModel: Send + Sync {
     /// Number of classes it predicts.
@@ -361,14 +390,27 @@ pub trait Engine {
     /// Which engine it is.
     fn kind(&self) -> EngineKind;
 
-    /// Trains `spec` on `train`, using `valid` (possibly empty) where the model has a use for it.
+    /// Trains `spec` on `train`, using `valid` (possibly empty) where the model has a use for it,
+    /// reporting each iteration, level or epoch to `progress` as it completes.
+    fn fit_with_progress(
+        &self,
+        spec: &ModelSpec,
+        train: &Prepared,
+        valid: &Prepared,
+        ctx: &RunContext,
+        progress: &dyn Progress,
+    ) -> Result<(Box<dyn TrainedModel>, TrainLog)>;
+
+    /// [`Engine::fit_with_progress`], reporting nothing.
     fn fit(
         &self,
         spec: &ModelSpec,
         train: &Prepared,
         valid: &Prepared,
         ctx: &RunContext,
-    ) -> Result<(Box<dyn TrainedModel>, TrainLog)>;
+    ) -> Result<(Box<dyn TrainedModel>, TrainLog)> {
+        self.fit_with_progress(spec, train, valid, ctx, &Silent)
+    }
 
     /// Rebuilds a model from [`TrainedModel::to_json`].
     fn load_model(&self, kind: ModelKind, state: &serde_json::Value) -> Result<Box<dyn TrainedModel>>;

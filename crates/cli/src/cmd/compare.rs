@@ -1,6 +1,8 @@
 //! `trainbench compare` and `trainbench scale`: many runs on data prepared once, a table as runs
 //! finish, and a report folder (results.json, metrics.csv, tensorboard/, report.html).
 
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -18,10 +20,11 @@ use trainbench_engine::{EngineKind, ModelKind, ModelSpec, Params};
 use trainbench_metrics::PhaseTimers;
 
 use crate::args::{LoadArgs, PrepArgs, RunArgs, RunKey, by_from_str};
+use crate::progress::LiveProgress;
 use crate::report;
 use crate::results::{DataInfo, Machine, Results, RunRecord, RunStatus, SweepPoint};
 use crate::runner::{RunFailed, RunPlan};
-use crate::{cluster, engines, output, runner};
+use crate::{cluster, engines, mlflow, output, runner};
 
 /// Rows of the built-in data set when `--data` is not given.
 pub const DEFAULT_ROWS: u64 = 100_000;
@@ -106,6 +109,10 @@ pub struct StudyArgs {
     /// Print the results as one JSON object at the end instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Print no training progress (the per-epoch and per-iteration lines, the bars); the
+    /// results still print.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// `trainbench compare`.
@@ -282,6 +289,12 @@ fn run_study(command: &str, study: &StudyArgs, plan: &[Planned]) -> Result<()> {
         bail!("--target-accuracy must be above 0 and at most 1, got {t}");
     }
     crate::processes::check_local(study.run.spark_remote.as_deref())?;
+    // Connected before any work, so a wrong address fails now, not after the study.
+    let tracker = study.run.tracking.tracker()?;
+    let mut tracking = match &tracker {
+        Some(t) => Some(StudyTracking::start(t, command, study)?),
+        None => None,
+    };
     let data = load_study_data(study, plan)?;
     let total = plan.len() * study.seeds;
     if !study.json {
@@ -291,13 +304,19 @@ fn run_study(command: &str, study: &StudyArgs, plan: &[Planned]) -> Result<()> {
     let size = trainbench_engine::collective::world().size();
     let processes_of = |p: &Planned| p.sweep.map_or(1, |s| s.processes);
     let here: Vec<Planned> = plan.iter().filter(|p| processes_of(p) == size).cloned().collect();
-    let mut runs = run_all(study, &here, &data)?;
+    let mut runs = run_all(study, &here, &data, tracking.as_mut())?;
     let mut launched: Vec<(usize, usize)> = Vec::new();
     for p in plan.iter().filter(|p| processes_of(p) != size) {
         let point = (processes_of(p), p.sweep.map_or(1, |s| s.workers));
         if !launched.contains(&point) {
             launched.push(point);
-            runs.extend(run_under_mpirun(study, point.0, point.1, &data)?);
+            for record in run_under_mpirun(study, point.0, point.1, &data)? {
+                if let Some(t) = tracking.as_mut() {
+                    let took = ((record.fit_seconds + record.predict_seconds) * 1000.0) as i64;
+                    t.run_done(&record, mlflow::now_ms() - took);
+                }
+                runs.push(record);
+            }
         }
     }
     let comparisons = report::compare_families(&mut runs, study.target_accuracy);
@@ -320,11 +339,13 @@ fn run_study(command: &str, study: &StudyArgs, plan: &[Planned]) -> Result<()> {
     if trainbench_engine::collective::is_primary() {
         report::write_all(&study.out, &results)?;
     }
+    let tracked = tracking.map_or(Ok(()), |t| t.finish(&results.runs, &study.out));
     if study.json {
         println!("{}", serde_json::to_string(&results)?);
     } else {
         print_summary(study, &results);
     }
+    tracked?;
     let failed = results.runs.iter().filter(|r| r.status == RunStatus::Failed).count();
     if failed > 0 {
         return Err(RunFailed(format!(
@@ -365,8 +386,90 @@ fn print_header(command: &str, study: &StudyArgs, data: &StudyData, total: usize
     }
 }
 
-/// Every planned run, for every seed, printed as it finishes.
-fn run_all(study: &StudyArgs, plan: &[Planned], data: &StudyData) -> Result<Vec<RunRecord>> {
+/// A study in MLflow: a parent run holding the report folder, each trainbench run nested under it
+/// as it finishes. An MLflow failure does not stop the study; the first one is the command's
+/// error once the report is written.
+struct StudyTracking<'a> {
+    tracker: &'a mlflow::Tracker,
+    parent: mlflow::MlflowRun,
+    /// Each logged run, by trainbench run id: it gets its time to target when the study ends.
+    children: Vec<(String, mlflow::MlflowRun)>,
+    failure: Option<anyhow::Error>,
+}
+
+impl<'a> StudyTracking<'a> {
+    fn start(tracker: &'a mlflow::Tracker, command: &str, study: &StudyArgs) -> Result<Self> {
+        let parent = tracker.start_run(&format!("{command} {}", study.out.display()), mlflow::now_ms(), None)?;
+        let data = study
+            .data
+            .as_ref()
+            .map_or(format!("generated higgs-like, {} rows", study.rows), |p| p.display().to_string());
+        let params = BTreeMap::from([
+            ("command".to_owned(), command.to_owned()),
+            ("data".to_owned(), data),
+            ("seeds".to_owned(), study.seeds.to_string()),
+            (
+                "runs".to_owned(),
+                study
+                    .runs
+                    .iter()
+                    .map(|r| format!("{}:{}", r.engine.name(), r.model.name()))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        ]);
+        tracker.log(&parent, &params, &[])?;
+        Ok(Self { tracker, parent, children: Vec::new(), failure: None })
+    }
+
+    /// Logs a finished run, started at `start_ms`.
+    fn run_done(&mut self, record: &RunRecord, start_ms: i64) {
+        let logged = self.tracker.log_record(record, start_ms, Some(&self.parent)).and_then(|run| {
+            self.tracker.end_run(&run, record.status == RunStatus::Ok, mlflow::now_ms())?;
+            Ok(run)
+        });
+        match logged {
+            Ok(run) => self.children.push((record.id.clone(), run)),
+            Err(e) => self.failed(e.context(format!("logging run {} to MLflow", record.id))),
+        }
+    }
+
+    fn failed(&mut self, e: anyhow::Error) {
+        let _ = writeln!(std::io::stderr(), "warning: {e:#}");
+        self.failure.get_or_insert(e);
+    }
+
+    /// Adds each run's time to target, uploads the report folder and ends the parent run.
+    fn finish(mut self, runs: &[RunRecord], out: &Path) -> Result<()> {
+        let now = mlflow::now_ms();
+        for r in runs {
+            let child = self.children.iter().find(|(id, _)| *id == r.id).map(|(_, run)| run);
+            if let (Some(run), Some(t)) = (child, r.time_to_target_seconds)
+                && let Err(e) = self.tracker.log(run, &BTreeMap::new(), &[("time_to_target_seconds".into(), t, now, 0)])
+            {
+                self.failed(e);
+            }
+        }
+        let ok = runs.iter().all(|r| r.status == RunStatus::Ok);
+        let uploaded = self.tracker.upload_dir(&self.parent, out, "report");
+        let ended = uploaded.and_then(|_| self.tracker.end_run(&self.parent, ok, mlflow::now_ms()));
+        if let Err(e) = ended {
+            self.failed(e.context("uploading the report folder to MLflow"));
+        }
+        match self.failure {
+            Some(e) => Err(RunFailed(format!("the report is written, but MLflow logging failed: {e:#}")).into()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Every planned run, for every seed, printed (and logged to MLflow) as it finishes.
+fn run_all(
+    study: &StudyArgs,
+    plan: &[Planned],
+    data: &StudyData,
+    mut tracking: Option<&mut StudyTracking>,
+) -> Result<Vec<RunRecord>> {
     let quiet = study.json;
     let bars = MultiProgress::new();
     let total = (plan.len() * study.seeds) as u64;
@@ -403,7 +506,12 @@ fn run_all(study: &StudyArgs, plan: &[Planned], data: &StudyData) -> Result<Vec<
             } else {
                 bars.insert_before(&overall, output::spinner(&format!("training {}", run_plan.id), false))
             };
-            let record = one_run(study, &run_plan, data);
+            let progress = LiveProgress::new(format!("{}: ", run_plan.id), spinner.clone(), !quiet && !study.quiet);
+            let start_ms = mlflow::now_ms();
+            let record = one_run(study, &run_plan, data, &progress);
+            if let Some(t) = tracking.as_deref_mut() {
+                t.run_done(&record, start_ms);
+            }
             spinner.finish_and_clear();
             bars.remove(&spinner);
             if !quiet {
@@ -418,7 +526,7 @@ fn run_all(study: &StudyArgs, plan: &[Planned], data: &StudyData) -> Result<Vec<
 }
 
 /// One run, on the cluster or here; a failure is recorded with its reason.
-fn one_run(study: &StudyArgs, plan: &RunPlan, data: &StudyData) -> RunRecord {
+fn one_run(study: &StudyArgs, plan: &RunPlan, data: &StudyData, progress: &LiveProgress) -> RunRecord {
     if let (EngineKind::Spark, Some(remote)) = (plan.engine, &study.run.spark_remote) {
         let mut record = plan.record(0);
         let fraction = plan.sweep.map_or(1.0, |s| s.fraction);
@@ -444,7 +552,7 @@ fn one_run(study: &StudyArgs, plan: &RunPlan, data: &StudyData) -> RunRecord {
         run_args.tensorboard = Some(study.out.join("tensorboard").join(plan.id.replace('/', "_")));
     }
     let engine = engines::build(plan.engine, &run_args);
-    match runner::fit_and_score(engine.as_ref(), plan, (train, &d.valid, &d.test), data.prepare_peak) {
+    match runner::fit_and_score(engine.as_ref(), plan, (train, &d.valid, &d.test), data.prepare_peak, progress) {
         Ok(trained) => trained.record,
         Err(err) => {
             let mut record = plan.record(train.rows());
@@ -524,17 +632,21 @@ fn run_under_mpirun(study: &StudyArgs, processes: usize, workers: usize, data: &
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--processes" | "--workers-list" | "--out" | "--data" => {
+            // This process logs the launched runs to MLflow itself.
+            "--processes" | "--workers-list" | "--out" | "--data" | "--mlflow" => {
                 args.next();
             }
             "--json" => {}
-            _ if ["--processes=", "--workers-list=", "--out=", "--data="].iter().any(|f| a.starts_with(f)) => {}
+            _ if ["--processes=", "--workers-list=", "--out=", "--data=", "--mlflow="]
+                .iter()
+                .any(|f| a.starts_with(f)) => {}
             _ => forwarded.push(a),
         }
     }
     let out = study.out.join(format!("processes-{processes}"));
     let exe = std::env::current_exe().context("cannot find the trainbench binary to start under mpirun")?;
     let mut cmd = std::process::Command::new("mpirun");
+    cmd.env_remove("MLFLOW_TRACKING_URI");
     // mpirun refuses root unless told; containers often run as root.
     if std::env::var("USER").is_ok_and(|u| u == "root") || std::env::var_os("HOME").is_some_and(|h| h == "/root") {
         cmd.arg("--allow-run-as-root");

@@ -10,7 +10,7 @@ use clap::Args;
 use serde::Deserialize;
 use trainbench_engine::{EngineKind, ModelKind, Params, Precision};
 
-use crate::args::{LoadArgs, PrepArgs, RunArgs, RunKey};
+use crate::args::{LoadArgs, PrepArgs, RunArgs, RunKey, TrackingArgs};
 use crate::cmd::compare::{CompareArgs, DEFAULT_ROWS, ScaleArgs, ScopedParam, StudyArgs, run_compare, run_scale};
 
 /// `trainbench run`.
@@ -22,6 +22,11 @@ pub struct RunStudyArgs {
     /// Print the results as one JSON object instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Print no training progress (the per-epoch and per-iteration lines, the bars).
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub tracking: TrackingArgs,
 }
 
 /// A study file. Unknown keys are errors, so a typo cannot silently fall back to a default.
@@ -84,7 +89,7 @@ struct ScaleSection {
 
 /// The study as the options of `compare`; paths are relative to the study file's folder,
 /// except URLs (hdfs://, s3a://) for a cluster to read.
-fn study_args(study: Study, base: &Path, json: bool) -> Result<StudyArgs> {
+fn study_args(study: Study, base: &Path, args: &RunStudyArgs) -> Result<StudyArgs> {
     let rel = |p: &Path| if p.to_string_lossy().contains("://") { p.to_owned() } else { base.join(p) };
     if study.runs.is_empty() {
         bail!("the study has no [[run]] (each needs engine and model)");
@@ -129,9 +134,11 @@ fn study_args(study: Study, base: &Path, json: bool) -> Result<StudyArgs> {
             replicas: study.replicas,
             precision: study.precision,
             spark_remote: study.spark_remote,
+            tracking: args.tracking.clone(),
             ..RunArgs::default()
         },
-        json,
+        json: args.json,
+        quiet: args.quiet,
     })
 }
 
@@ -149,7 +156,7 @@ pub fn run(args: RunStudyArgs) -> Result<()> {
     })?;
     let base = args.study.parent().unwrap_or(Path::new("."));
     let scale = study.scale.as_ref().map(|s| (s.fractions.clone(), s.workers.clone()));
-    let study_args = study_args(study, base, args.json).with_context(|| args.study.display().to_string())?;
+    let study_args = study_args(study, base, &args).with_context(|| args.study.display().to_string())?;
     match scale {
         None => run_compare(CompareArgs { study: study_args }),
         Some((fractions, workers)) => run_scale(ScaleArgs {

@@ -1,7 +1,7 @@
 //! `trainbench train`: one engine, one model, scored on held-out rows.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -12,9 +12,10 @@ use trainbench_engine::{EngineKind, ModelKind, ModelSpec, Params, SavedModel};
 use trainbench_metrics::{ClassScores, ClassificationReport, Phase, PhaseTimers};
 
 use crate::args::{LoadArgs, ModelArgs, PrepArgs, RunArgs, choice};
-use crate::results::RunRecord;
+use crate::progress::LiveProgress;
+use crate::results::{RunRecord, RunStatus};
 use crate::runner::{RunFailed, RunPlan};
-use crate::{cluster, engines, output, processes, runner};
+use crate::{cluster, engines, mlflow, output, processes, runner};
 
 /// Train one model with one engine and print its metrics on the test rows.
 #[derive(Args, Debug)]
@@ -42,6 +43,10 @@ pub struct TrainArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Print no training progress (the per-epoch and per-iteration lines, the bars); the
+    /// results still print.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// What `train --json` prints: the run's record, as `results.json` holds a run, and what only
@@ -82,11 +87,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
     args.engine.check_model(args.model)?;
     let spec = model_spec(&args)?;
     processes::check_local(args.run.spark_remote.as_deref())?;
+    // Connected before any work, so a wrong address fails now, not after the training.
+    let tracker = args.run.tracking.tracker()?;
+    let start_ms = mlflow::now_ms();
     if let Some(remote) = &args.run.spark_remote {
         if args.engine != EngineKind::Spark {
             bail!("--spark-remote trains the spark engine's models; drop it or use --engine spark");
         }
-        return run_on_cluster(&args, &spec, remote);
+        return run_on_cluster(&args, &spec, remote, tracker.as_ref().map(|t| (t, start_ms)));
     }
     let options = args.prep.to_options(&args.load)?;
     let engine = engines::build(args.engine, &args.run);
@@ -109,8 +117,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         sweep: None,
     };
     let prepare_peak = trainbench_metrics::process_peak_rss();
-    let trained = runner::fit_and_score(engine.as_ref(), &plan, (&data.train, &data.valid, &data.test), prepare_peak)
-        .with_context(|| format!("{} {} did not train", args.engine.name(), spec.kind.name()))?;
+    let progress = LiveProgress::new("", spinner.clone(), !args.json && !args.quiet);
+    let trained =
+        runner::fit_and_score(engine.as_ref(), &plan, (&data.train, &data.valid, &data.test), prepare_peak, &progress)
+            .with_context(|| format!("{} {} did not train", args.engine.name(), spec.kind.name()))?;
     spinner.finish_and_clear();
     let record = &trained.record;
     timers.add(Phase::Fit, Duration::from_secs_f64(record.fit_seconds));
@@ -136,15 +146,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
         label: None,
         saved: args.save.as_ref(),
     };
+    // Printed whatever MLflow answers; its failure is the command's error after.
+    let tracked = tracker.as_ref().map_or(Ok(()), |t| track(t, &output, start_ms, args.save.as_deref()));
     if args.json {
         println!("{}", serde_json::to_string(&output)?);
-        return Ok(());
+        return tracked;
     }
     print_run(&output, &trained.report);
     if let Some(path) = &args.save {
         println!("\nsaved to {}", path.display());
     }
-    Ok(())
+    tracked
 }
 
 /// The text report of a run: what ran on what, the fit, the scores, per class.
@@ -215,7 +227,12 @@ fn print_run(o: &TrainOutput, report: &ClassificationReport) {
 }
 
 /// `train --engine spark --spark-remote URL`: the model is trained by Spark MLlib on the cluster.
-fn run_on_cluster(args: &TrainArgs, spec: &ModelSpec, remote: &str) -> Result<()> {
+fn run_on_cluster(
+    args: &TrainArgs,
+    spec: &ModelSpec,
+    remote: &str,
+    tracker: Option<(&mlflow::Tracker, i64)>,
+) -> Result<()> {
     if args.save.is_some() {
         bail!("--save works with the embedded engines; a model trained through --spark-remote stays on the cluster");
     }
@@ -250,12 +267,28 @@ fn run_on_cluster(args: &TrainArgs, spec: &ModelSpec, remote: &str) -> Result<()
         label: Some(label),
         saved: None,
     };
+    let tracked = tracker.map_or(Ok(()), |(t, start_ms)| track(t, &output, start_ms, None));
     if args.json {
         println!("{}", serde_json::to_string(&output)?);
-        return Ok(());
+        return tracked;
     }
     print_run(&output, &report);
-    Ok(())
+    tracked
+}
+
+/// Logs the run to MLflow: its parameters, log and scores, and as artifacts what `--json` prints
+/// (`run.json`) and the saved model.
+fn track(tracker: &mlflow::Tracker, output: &TrainOutput, start_ms: i64, saved: Option<&Path>) -> Result<()> {
+    let logged = || -> Result<()> {
+        let run = tracker.log_record(output.run, start_ms, None)?;
+        tracker.upload_bytes(&run, serde_json::to_string_pretty(output)?.as_bytes(), "run.json")?;
+        if let Some(path) = saved {
+            let name = path.file_name().map_or("model.json".into(), |n| n.to_string_lossy().into_owned());
+            tracker.upload(&run, path, &format!("model/{name}"))?;
+        }
+        tracker.end_run(&run, output.run.status == RunStatus::Ok, mlflow::now_ms())
+    };
+    logged().map_err(|e| RunFailed(format!("the run trained, but logging it to MLflow failed: {e:#}")).into())
 }
 
 /// The header and the row of the scores table `train` prints.

@@ -16,9 +16,10 @@ use trainbench_engine::{EngineKind, ModelKind, ModelSpec, ParamMap};
 use trainbench_metrics::{Metric, PhaseTimers};
 
 use crate::args::{LoadArgs, PrepArgs, RunArgs, choice};
+use crate::progress::LiveProgress;
 use crate::results::RunRecord;
 use crate::runner::{RunFailed, RunPlan};
-use crate::{engines, output, runner};
+use crate::{engines, mlflow, output, runner};
 
 /// Search one model's parameters and print the trials and the best configuration.
 #[derive(Args, Debug)]
@@ -57,6 +58,10 @@ pub struct TuneArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Print no training progress (the per-epoch and per-iteration lines, the bars); the
+    /// results still print.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// One tried configuration: its parameters, score, and the run of each fold (the same record
@@ -117,6 +122,14 @@ pub fn run(args: TuneArgs) -> Result<()> {
         let (k, v) = p.split_once('=').with_context(|| format!("--param '{p}' is not NAME=VALUE"))?;
         fixed.insert(k.trim().to_owned(), v.trim().to_owned());
     }
+    // Connected before any work; the search is a parent run, each fit nested under it.
+    let tracker = args.run.tracking.tracker()?;
+    let parent = match &tracker {
+        Some(t) => {
+            Some(t.start_run(&format!("tune {}/{}", args.engine.name(), args.model.name()), mlflow::now_ms(), None)?)
+        }
+        None => None,
+    };
     let mut options = args.prep.to_options(&args.load)?;
     if args.folds.is_none() && args.prep.valid_fraction == 0.0 {
         options.split.valid_fraction = 0.2;
@@ -167,8 +180,14 @@ pub fn run(args: TuneArgs) -> Result<()> {
                 precision: args.run.precision_of(args.engine, &spec.params),
                 sweep: None,
             };
-            match runner::fit_and_score(eng.as_ref(), &plan, (train, valid, valid), 0) {
+            let progress = LiveProgress::above(format!("{}: ", plan.id), bar.clone(), !args.json && !args.quiet);
+            let start_ms = mlflow::now_ms();
+            match runner::fit_and_score(eng.as_ref(), &plan, (train, valid, valid), 0, &progress) {
                 Ok(t) => {
+                    if let (Some(tracker), Some(parent)) = (&tracker, &parent) {
+                        let run = tracker.log_record(&t.record, start_ms, Some(parent))?;
+                        tracker.end_run(&run, true, mlflow::now_ms())?;
+                    }
                     trial.fit_seconds += t.record.fit_seconds;
                     match metric.value(&t.report) {
                         Some(v) => trial.fold_scores.push(v),
@@ -207,6 +226,23 @@ pub fn run(args: TuneArgs) -> Result<()> {
             Some((b, _)) if !better(s, b) => acc,
             _ => Some((s, t)),
         });
+    if let (Some(tracker), Some(parent)) = (&tracker, &parent) {
+        let params = BTreeMap::from([
+            ("engine".to_owned(), args.engine.name().to_owned()),
+            ("model".to_owned(), args.model.name().to_owned()),
+            ("metric".to_owned(), metric.name().to_owned()),
+            ("scored_on".to_owned(), scored_on.clone()),
+            ("grid".to_owned(), args.grid.join(" ")),
+            ("trials".to_owned(), trials.len().to_string()),
+        ]);
+        let score = best.map(|(s, _)| (format!("best_{}", metric.name()), s, mlflow::now_ms(), 0));
+        tracker.log(parent, &params, score.as_slice())?;
+        if let Some((_, t)) = best {
+            let text: Vec<String> = t.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            tracker.tag(parent, "trainbench.best_params", &text.join(" "))?;
+        }
+        tracker.end_run(parent, best.is_some(), mlflow::now_ms())?;
+    }
     if args.json {
         println!(
             "{}",

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use trainbench_data::{Partitioned, Prepared};
-use trainbench_engine::{Error, LogEntry, Result, TrainLog, TrainedModel};
+use trainbench_engine::{Error, LogEntry, Progress, Result, StepUnit, TrainLog, TrainedModel};
 
 pub use binning::{FeatureSplits, continuous_thresholds};
 use binning::{RowBinner, find_splits};
@@ -91,13 +91,14 @@ const DONE: u32 = u32::MAX;
 pub fn fit(
     exec: &Executor,
     data: &Partitioned,
-    classes: usize,
-    categorical: &[(usize, usize)],
     params: &TreeParams,
     seed: u64,
     valid: Option<&Prepared>,
+    progress: &dyn Progress,
 ) -> Result<(TreeModel, TrainLog)> {
     let start = Instant::now();
+    let (classes, categorical) = (data.data.classes(), &data.data.categorical_features[..]);
+    progress.begin(StepUnit::Level, params.max_depth);
     let d = data.data.n_features;
     let splits = find_splits(exec, data, categorical, params.max_bins, seed)?;
     // Bin every row once (TreePoint): one byte per feature.
@@ -284,6 +285,7 @@ pub fn fit(
             elapsed_seconds: start.elapsed().as_secs_f64() - eval_seconds,
             extra: BTreeMap::from([("depth".into(), (depth + 1) as f64), ("nodes".into(), nodes.len() as f64)]),
         });
+        progress.entry(&entries[entries.len() - 1]);
         if next_frontier.is_empty() {
             break;
         }
