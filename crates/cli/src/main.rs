@@ -5,6 +5,7 @@ mod cluster;
 mod cmd;
 mod engines;
 mod mlflow;
+mod onnx;
 mod output;
 mod processes;
 mod progress;
@@ -39,6 +40,8 @@ enum Command {
     Train(Box<cmd::train::TrainArgs>),
     /// Apply a saved model to new data (streamed: any size).
     Predict(cmd::predict::PredictArgs),
+    /// Write a saved model as ONNX, its preprocessing in front.
+    Export(cmd::export::ExportArgs),
     /// Train the default model set of both engines on the same split and report which is faster,
     /// more accurate, leaner (without --data: on a generated HIGGS-like data set).
     Compare(Box<cmd::compare::CompareArgs>),
@@ -93,6 +96,7 @@ fn main() -> ExitCode {
         Command::Windows(a) => cmd::windows::run(a),
         Command::Train(a) => cmd::train::run(*a),
         Command::Predict(a) => cmd::predict::run(a),
+        Command::Export(a) => cmd::export::run(a),
         Command::Compare(a) => cmd::compare::run_compare(*a),
         Command::Scale(a) => cmd::compare::run_scale(*a),
         Command::Tune(a) => cmd::tune::run(*a),
@@ -127,6 +131,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::Windows(_) => "windows",
         Command::Train(_) => "train",
         Command::Predict(_) => "predict",
+        Command::Export(_) => "export",
         Command::Compare(_) => "compare",
         Command::Scale(_) => "scale",
         Command::Tune(_) => "tune",

@@ -50,7 +50,7 @@ pub use pipeline::{
 pub use predictions::PredictionWriter;
 pub use prepared::{PartitionView, Partitioned, Partitioning, Prepared};
 pub use preprocess::{
-    Encoding, FittedPreprocessor, PreprocessOptions, Preprocessor, Scaling, TransformCounts, UnseenPolicy,
+    Encoding, FittedColumn, FittedPreprocessor, PreprocessOptions, Preprocessor, Scaling, TransformCounts, UnseenPolicy,
 };
 pub use split::{Split, SplitOptions, split, stratified_kfold};
 pub use table::{Column, ColumnData, ColumnKind, MISSING_CODE, Table};

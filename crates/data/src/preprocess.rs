@@ -70,22 +70,29 @@ pub struct Preprocessor {
     options: PreprocessOptions,
 }
 
-/// What one input column became.
+/// What one input column became (read by exporters such as ONNX's, which redo the transform in
+/// another runtime).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-enum FittedColumn {
+pub enum FittedColumn {
+    /// A numeric column: one feature.
     Numeric {
+        /// The input column.
         name: String,
-        /// Value that replaces a missing one (before scaling).
+        /// Value that replaces a missing one (before scaling); none under the drop policy.
         fill: Option<f64>,
-        /// Output is `(x - shift) * scale`.
+        /// Output is `(x - shift) * scale`, computed in f64 and stored as f32.
         shift: f64,
+        /// See `shift`.
         scale: f64,
         /// Output for a constant column under min-max scaling.
         constant: Option<f64>,
     },
+    /// A categorical column: one feature per level (one-hot) or the level's index.
     Categorical {
+        /// The input column.
         name: String,
+        /// Level that replaces a missing value; none under the drop policy.
         fill: Option<String>,
         /// Categories in output order.
         levels: Vec<String>,
@@ -252,7 +259,12 @@ fn most_frequent_number(values: &[f64]) -> f64 {
 }
 
 impl FittedPreprocessor {
-    /// Names of the output features.
+    /// What each input column became, in feature order.
+    pub fn fitted_columns(&self) -> &[FittedColumn] {
+        &self.columns
+    }
+
+    /// Output feature names, in order.
     pub fn feature_names(&self) -> &[String] {
         &self.feature_names
     }

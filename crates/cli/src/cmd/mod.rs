@@ -3,6 +3,7 @@
 //! other, except `run` (a declared study), which runs `compare` or `scale`.
 
 pub mod compare;
+pub mod export;
 pub mod generate;
 pub mod inspect;
 pub mod predict;

@@ -1,0 +1,451 @@
+//! ONNX export of a saved model, its fitted preprocessing in front, so ONNX Runtime (or any ONNX
+//! runtime) turns raw columns into the same probabilities `trainbench predict` gives.
+//!
+//! The graph takes one input per training column, as skl2onnx does: a numeric column as a
+//! `double [N, 1]` tensor (NaN for a missing value), a categorical one as `string [N, 1]` (the
+//! empty string for a missing value). Its outputs are `probabilities` (`float [N, classes]`) and
+//! `prediction` (`string [N]`, the most probable class). Differences from `trainbench predict`,
+//! which refuses such rows: a missing value the model cannot fill (missing-value policy `drop`)
+//! stays NaN or maps to no category, and an unseen category is encoded as under
+//! `--unseen ignore` whatever the policy.
+//!
+//! The messages below are ONNX's own (`onnx-ml.proto`, ONNX 1.23), only the fields written here,
+//! with their field numbers; prost encodes them.
+
+use anyhow::{Result, bail};
+use prost::Message;
+use trainbench_data::{Encoding, FittedColumn, FittedPreprocessor};
+use trainbench_engine::{ModelKind, Precision, SavedModel};
+use trainbench_engine_spark::{LogisticModel, MlpModel};
+
+mod proto {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ModelProto {
+        #[prost(int64, optional, tag = "1")]
+        pub ir_version: Option<i64>,
+        #[prost(string, optional, tag = "2")]
+        pub producer_name: Option<String>,
+        #[prost(string, optional, tag = "3")]
+        pub producer_version: Option<String>,
+        #[prost(message, optional, tag = "7")]
+        pub graph: Option<GraphProto>,
+        #[prost(message, repeated, tag = "8")]
+        pub opset_import: Vec<OperatorSetIdProto>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct OperatorSetIdProto {
+        #[prost(string, optional, tag = "1")]
+        pub domain: Option<String>,
+        #[prost(int64, optional, tag = "2")]
+        pub version: Option<i64>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct GraphProto {
+        #[prost(message, repeated, tag = "1")]
+        pub node: Vec<NodeProto>,
+        #[prost(string, optional, tag = "2")]
+        pub name: Option<String>,
+        #[prost(message, repeated, tag = "5")]
+        pub initializer: Vec<TensorProto>,
+        #[prost(message, repeated, tag = "11")]
+        pub input: Vec<ValueInfoProto>,
+        #[prost(message, repeated, tag = "12")]
+        pub output: Vec<ValueInfoProto>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct NodeProto {
+        #[prost(string, repeated, tag = "1")]
+        pub input: Vec<String>,
+        #[prost(string, repeated, tag = "2")]
+        pub output: Vec<String>,
+        #[prost(string, optional, tag = "3")]
+        pub name: Option<String>,
+        #[prost(string, optional, tag = "4")]
+        pub op_type: Option<String>,
+        #[prost(message, repeated, tag = "5")]
+        pub attribute: Vec<AttributeProto>,
+        #[prost(string, optional, tag = "7")]
+        pub domain: Option<String>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct AttributeProto {
+        #[prost(string, optional, tag = "1")]
+        pub name: Option<String>,
+        #[prost(float, optional, tag = "2")]
+        pub f: Option<f32>,
+        #[prost(int64, optional, tag = "3")]
+        pub i: Option<i64>,
+        #[prost(bytes = "vec", optional, tag = "4")]
+        pub s: Option<Vec<u8>>,
+        #[prost(int64, repeated, tag = "8")]
+        pub ints: Vec<i64>,
+        #[prost(bytes = "vec", repeated, tag = "9")]
+        pub strings: Vec<Vec<u8>>,
+        /// AttributeType: FLOAT 1, INT 2, STRING 3, INTS 7, STRINGS 8.
+        #[prost(int32, optional, tag = "20")]
+        pub r#type: Option<i32>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorProto {
+        #[prost(int64, repeated, tag = "1")]
+        pub dims: Vec<i64>,
+        /// DataType: FLOAT 1, INT64 7, STRING 8, DOUBLE 11.
+        #[prost(int32, optional, tag = "2")]
+        pub data_type: Option<i32>,
+        #[prost(float, repeated, tag = "4")]
+        pub float_data: Vec<f32>,
+        #[prost(int64, repeated, tag = "7")]
+        pub int64_data: Vec<i64>,
+        #[prost(string, optional, tag = "8")]
+        pub name: Option<String>,
+        #[prost(double, repeated, tag = "10")]
+        pub double_data: Vec<f64>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ValueInfoProto {
+        #[prost(string, optional, tag = "1")]
+        pub name: Option<String>,
+        #[prost(message, optional, tag = "2")]
+        pub r#type: Option<TypeProto>,
+    }
+
+    /// `TypeProto` with its `tensor_type` member of the `value` oneof.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TypeProto {
+        #[prost(message, optional, tag = "1")]
+        pub tensor_type: Option<TensorType>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorType {
+        #[prost(int32, optional, tag = "1")]
+        pub elem_type: Option<i32>,
+        #[prost(message, optional, tag = "2")]
+        pub shape: Option<TensorShapeProto>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorShapeProto {
+        #[prost(message, repeated, tag = "1")]
+        pub dim: Vec<Dimension>,
+    }
+
+    /// A dimension: a size, or a name for a size known at run time (the batch).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Dimension {
+        #[prost(int64, optional, tag = "1")]
+        pub dim_value: Option<i64>,
+        #[prost(string, optional, tag = "2")]
+        pub dim_param: Option<String>,
+    }
+}
+
+use proto::{AttributeProto, NodeProto, TensorProto, ValueInfoProto};
+
+/// ONNX element types.
+const FLOAT: i32 = 1;
+const INT64: i32 = 7;
+const STRING: i32 = 8;
+const DOUBLE: i32 = 11;
+/// The opsets the graph is written for: ONNX 13 and ONNX-ML 2 (IR version 7).
+const OPSET: i64 = 13;
+const ML_OPSET: i64 = 2;
+const IR_VERSION: i64 = 7;
+const ML: &str = "ai.onnx.ml";
+
+/// An attribute value.
+enum Attr {
+    Int(i64),
+    Ints(Vec<i64>),
+    Strings(Vec<String>),
+}
+
+/// A graph being written: nodes, constants, inputs and outputs, with fresh value names.
+#[derive(Default)]
+struct Graph {
+    nodes: Vec<NodeProto>,
+    constants: Vec<TensorProto>,
+    inputs: Vec<ValueInfoProto>,
+    outputs: Vec<ValueInfoProto>,
+    next: usize,
+}
+
+impl Graph {
+    fn fresh(&mut self, hint: &str) -> String {
+        self.next += 1;
+        format!("{hint}_{}", self.next)
+    }
+
+    /// Adds node `op` (in `domain`) on `inputs` with `attrs`; returns its output.
+    fn op_in(&mut self, domain: &str, op: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>) -> String {
+        let out = self.fresh(&op.to_ascii_lowercase());
+        let attribute = attrs
+            .into_iter()
+            .map(|(name, value)| {
+                let mut a = AttributeProto { name: Some(name.to_owned()), ..Default::default() };
+                match value {
+                    Attr::Int(i) => (a.i, a.r#type) = (Some(i), Some(2)),
+                    Attr::Ints(v) => (a.ints, a.r#type) = (v, Some(7)),
+                    Attr::Strings(v) => {
+                        (a.strings, a.r#type) = (v.into_iter().map(String::into_bytes).collect(), Some(8))
+                    }
+                }
+                a
+            })
+            .collect();
+        self.nodes.push(NodeProto {
+            input: inputs.iter().map(|s| (*s).to_owned()).collect(),
+            output: vec![out.clone()],
+            name: Some(out.clone()),
+            op_type: Some(op.to_owned()),
+            attribute,
+            domain: (!domain.is_empty()).then(|| domain.to_owned()),
+        });
+        out
+    }
+
+    fn op(&mut self, op: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>) -> String {
+        self.op_in("", op, inputs, attrs)
+    }
+
+    fn constant(&mut self, hint: &str, dims: &[usize], fill: impl FnOnce(&mut TensorProto)) -> String {
+        let name = self.fresh(hint);
+        let mut t = TensorProto {
+            name: Some(name.clone()),
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            ..Default::default()
+        };
+        fill(&mut t);
+        self.constants.push(t);
+        name
+    }
+
+    fn doubles(&mut self, hint: &str, dims: &[usize], values: Vec<f64>) -> String {
+        self.constant(hint, dims, |t| (t.data_type, t.double_data) = (Some(DOUBLE), values))
+    }
+
+    fn floats(&mut self, hint: &str, dims: &[usize], values: Vec<f32>) -> String {
+        self.constant(hint, dims, |t| (t.data_type, t.float_data) = (Some(FLOAT), values))
+    }
+
+    fn int64s(&mut self, hint: &str, dims: &[usize], values: Vec<i64>) -> String {
+        self.constant(hint, dims, |t| (t.data_type, t.int64_data) = (Some(INT64), values))
+    }
+
+    fn cast(&mut self, x: &str, to: i32) -> String {
+        self.op("Cast", &[x], vec![("to", Attr::Int(i64::from(to)))])
+    }
+
+    /// A value of `elem` type and shape `[N, dims...]`.
+    fn value(name: &str, elem: i32, dims: &[Option<usize>]) -> ValueInfoProto {
+        let dim = dims
+            .iter()
+            .map(|d| match d {
+                Some(n) => proto::Dimension { dim_value: Some(*n as i64), dim_param: None },
+                None => proto::Dimension { dim_value: None, dim_param: Some("N".into()) },
+            })
+            .collect();
+        ValueInfoProto {
+            name: Some(name.to_owned()),
+            r#type: Some(proto::TypeProto {
+                tensor_type: Some(proto::TensorType {
+                    elem_type: Some(elem),
+                    shape: Some(proto::TensorShapeProto { dim }),
+                }),
+            }),
+        }
+    }
+}
+
+/// The model file `saved` as an ONNX model (bytes of a `ModelProto`).
+pub fn export(saved: &SavedModel) -> Result<Vec<u8>> {
+    let mut g = Graph::default();
+    let features = preprocessing(&mut g, &saved.preprocessor)?;
+    let classes = saved.preprocessor.classes().to_vec();
+    let probabilities = match (saved.engine.as_str(), saved.spec.kind) {
+        ("spark", ModelKind::Lr) => {
+            let m: LogisticModel = serde_json::from_value(saved.state.clone())?;
+            logistic(&mut g, &features, &m)
+        }
+        ("spark", ModelKind::Mlp) => {
+            let m: MlpModel = serde_json::from_value(saved.state.clone())?;
+            mlp(&mut g, &features, &m)?
+        }
+        (engine, kind) => bail!(
+            "ONNX export of the {engine} engine's {} is not written yet; it exports the spark engine's lr and mlp",
+            kind.name()
+        ),
+    };
+    // Named outputs: the probabilities, and the most probable class's name (first of a tie).
+    g.nodes.push(NodeProto {
+        input: vec![probabilities],
+        output: vec!["probabilities".into()],
+        name: Some("probabilities".into()),
+        op_type: Some("Identity".into()),
+        ..Default::default()
+    });
+    let best = g.op("ArgMax", &["probabilities"], vec![("axis", Attr::Int(1)), ("keepdims", Attr::Int(0))]);
+    let keys: Vec<i64> = (0..classes.len() as i64).collect();
+    let label = g.op_in(
+        ML,
+        "LabelEncoder",
+        &[&best],
+        vec![("keys_int64s", Attr::Ints(keys)), ("values_strings", Attr::Strings(classes.clone()))],
+    );
+    g.nodes.push(NodeProto {
+        input: vec![label],
+        output: vec!["prediction".into()],
+        name: Some("prediction".into()),
+        op_type: Some("Identity".into()),
+        ..Default::default()
+    });
+    g.outputs.push(Graph::value("probabilities", FLOAT, &[None, Some(classes.len())]));
+    g.outputs.push(Graph::value("prediction", STRING, &[None]));
+    let model = proto::ModelProto {
+        ir_version: Some(IR_VERSION),
+        producer_name: Some("trainbench".into()),
+        producer_version: Some(env!("CARGO_PKG_VERSION").into()),
+        graph: Some(proto::GraphProto {
+            node: g.nodes,
+            name: Some(format!("{} {}", saved.engine, saved.spec.kind.name())),
+            initializer: g.constants,
+            input: g.inputs,
+            output: g.outputs,
+        }),
+        opset_import: vec![
+            proto::OperatorSetIdProto { domain: Some(String::new()), version: Some(OPSET) },
+            proto::OperatorSetIdProto { domain: Some(ML.into()), version: Some(ML_OPSET) },
+        ],
+    };
+    Ok(model.encode_to_vec())
+}
+
+/// The preprocessor's transform: one graph input per training column, one `float [N, features]`
+/// value out, computed as `FittedPreprocessor::transform_features` does.
+fn preprocessing(g: &mut Graph, pre: &FittedPreprocessor) -> Result<String> {
+    let one_hot = pre.options().encoding == Encoding::OneHot;
+    let mut parts = Vec::new();
+    for column in pre.fitted_columns() {
+        match column {
+            FittedColumn::Numeric { name, fill, shift, scale, constant } => {
+                g.inputs.push(Graph::value(name, DOUBLE, &[None, Some(1)]));
+                let mut x = name.clone();
+                if let Some(fill) = fill {
+                    let missing = g.op("IsNaN", &[&x], vec![]);
+                    let value = g.doubles("fill", &[], vec![*fill]);
+                    x = g.op("Where", &[&missing, &value, &x], vec![]);
+                }
+                let y = match constant {
+                    Some(c) => {
+                        let (zero, c) = (g.doubles("zero", &[], vec![0.0]), g.doubles("constant", &[], vec![*c]));
+                        let zeroed = g.op("Mul", &[&x, &zero], vec![]);
+                        g.op("Add", &[&zeroed, &c], vec![])
+                    }
+                    None => {
+                        let (shift, scale) =
+                            (g.doubles("shift", &[], vec![*shift]), g.doubles("scale", &[], vec![*scale]));
+                        let centred = g.op("Sub", &[&x, &shift], vec![]);
+                        g.op("Mul", &[&centred, &scale], vec![])
+                    }
+                };
+                parts.push(g.cast(&y, FLOAT));
+            }
+            FittedColumn::Categorical { name, fill, levels } => {
+                g.inputs.push(Graph::value(name, STRING, &[None, Some(1)]));
+                // Level → position; the empty string (missing) → the fill's; anything else → -1.
+                let mut keys = levels.clone();
+                let mut values: Vec<i64> = (0..levels.len() as i64).collect();
+                if let Some(p) = fill.as_ref().and_then(|f| levels.iter().position(|l| l == f)) {
+                    keys.push(String::new());
+                    values.push(p as i64);
+                }
+                let index = g.op_in(
+                    ML,
+                    "LabelEncoder",
+                    &[name],
+                    vec![
+                        ("keys_strings", Attr::Strings(keys)),
+                        ("values_int64s", Attr::Ints(values)),
+                        ("default_int64", Attr::Int(-1)),
+                    ],
+                );
+                if one_hot {
+                    let positions = g.int64s("levels", &[levels.len()], (0..levels.len() as i64).collect());
+                    let hot = g.op("Equal", &[&index, &positions], vec![]);
+                    parts.push(g.cast(&hot, FLOAT));
+                } else {
+                    // An unseen level is encoded as the number of levels (`--unseen ignore`).
+                    let (none, past) =
+                        (g.int64s("unseen", &[], vec![-1]), g.int64s("past", &[], vec![levels.len() as i64]));
+                    let unseen = g.op("Equal", &[&index, &none], vec![]);
+                    let coded = g.op("Where", &[&unseen, &past, &index], vec![]);
+                    parts.push(g.cast(&coded, FLOAT));
+                }
+            }
+        }
+    }
+    if parts.is_empty() {
+        bail!("the model has no input columns to export");
+    }
+    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+    Ok(g.op("Concat", &refs, vec![("axis", Attr::Int(1))]))
+}
+
+/// Logistic regression in f64, as `LogisticModel::predict_proba`: margins `x·wₖ + bₖ`, the
+/// sigmoid of one margin (binomial) or the softmax of one per class.
+fn logistic(g: &mut Graph, features: &str, m: &LogisticModel) -> String {
+    let (rows, d) = (m.coefficients.len(), m.coefficients.first().map_or(0, Vec::len));
+    // Wᵀ: d × rows.
+    let wt: Vec<f64> = (0..d).flat_map(|j| m.coefficients.iter().map(move |w| w[j])).collect();
+    let x = g.cast(features, DOUBLE);
+    let w = g.doubles("coefficients", &[d, rows], wt);
+    let b = g.doubles("intercepts", &[rows], m.intercepts.clone());
+    let product = g.op("MatMul", &[&x, &w], vec![]);
+    let margins = g.op("Add", &[&product, &b], vec![]);
+    let p = if m.classes == 2 && rows == 1 {
+        let p1 = g.op("Sigmoid", &[&margins], vec![]);
+        let one = g.doubles("one", &[], vec![1.0]);
+        let p0 = g.op("Sub", &[&one, &p1], vec![]);
+        g.op("Concat", &[&p0, &p1], vec![("axis", Attr::Int(1))])
+    } else {
+        g.op("Softmax", &[&margins], vec![("axis", Attr::Int(1))])
+    };
+    g.cast(&p, FLOAT)
+}
+
+/// MLlib's perceptron in the arithmetic it trained in: each layer `A·Wᵀ + b` (W stored out × in),
+/// sigmoid between layers, softmax at the end.
+fn mlp(g: &mut Graph, features: &str, m: &MlpModel) -> Result<String> {
+    let f64_math = match m.precision {
+        Precision::F64 => true,
+        Precision::F32 => false,
+        other => bail!("an mlp in {other} arithmetic cannot be exported"),
+    };
+    let mut a = if f64_math { g.cast(features, DOUBLE) } else { features.to_owned() };
+    let mut at = 0;
+    let last = m.layers.len() - 1;
+    for l in 0..last {
+        let (inp, out) = (m.layers[l], m.layers[l + 1]);
+        let (w, b) = (m.weights[at..at + inp * out].to_vec(), m.weights[at + inp * out..at + inp * out + out].to_vec());
+        at += inp * out + out;
+        let (w, b) = if f64_math {
+            (g.doubles("weights", &[out, inp], w), g.doubles("bias", &[out], b))
+        } else {
+            let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+            (g.floats("weights", &[out, inp], f(w)), g.floats("bias", &[out], f(b)))
+        };
+        let z = g.op("Gemm", &[&a, &w, &b], vec![("transB", Attr::Int(1))]);
+        a = if l + 1 < last {
+            g.op("Sigmoid", &[&z], vec![])
+        } else {
+            g.op("Softmax", &[&z], vec![("axis", Attr::Int(1))])
+        };
+    }
+    Ok(if f64_math { g.cast(&a, FLOAT) } else { a })
+}
