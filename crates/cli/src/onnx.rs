@@ -9,6 +9,8 @@
 //! stays NaN or maps to no category, and an unseen category is encoded as under
 //! `--unseen ignore` whatever the policy.
 //!
+//! Exported: the spark engine's LR, tree and MLP and the tensor engine's MLP.
+//!
 //! The messages below are ONNX's own (`onnx-ml.proto`, ONNX 1.23), only the fields written here,
 //! with their field numbers; prost encodes them.
 
@@ -16,7 +18,8 @@ use anyhow::{Result, bail};
 use prost::Message;
 use trainbench_data::{Encoding, FittedColumn, FittedPreprocessor};
 use trainbench_engine::{ModelKind, Precision, SavedModel};
-use trainbench_engine_spark::{LogisticModel, MlpModel};
+use trainbench_engine_spark::{LogisticModel, MlpModel, Rule, TreeModel};
+use trainbench_engine_tensor::model::DenseLayer;
 
 mod proto {
     #[derive(Clone, PartialEq, prost::Message)]
@@ -81,11 +84,13 @@ mod proto {
         pub i: Option<i64>,
         #[prost(bytes = "vec", optional, tag = "4")]
         pub s: Option<Vec<u8>>,
+        #[prost(float, repeated, tag = "7")]
+        pub floats: Vec<f32>,
         #[prost(int64, repeated, tag = "8")]
         pub ints: Vec<i64>,
         #[prost(bytes = "vec", repeated, tag = "9")]
         pub strings: Vec<Vec<u8>>,
-        /// AttributeType: FLOAT 1, INT 2, STRING 3, INTS 7, STRINGS 8.
+        /// AttributeType: FLOAT 1, INT 2, STRING 3, FLOATS 6, INTS 7, STRINGS 8.
         #[prost(int32, optional, tag = "20")]
         pub r#type: Option<i32>,
     }
@@ -163,7 +168,22 @@ const ML: &str = "ai.onnx.ml";
 enum Attr {
     Int(i64),
     Ints(Vec<i64>),
+    Floats(Vec<f32>),
+    Str(&'static str),
     Strings(Vec<String>),
+}
+
+/// An attribute of a node.
+fn attribute(name: &str, value: Attr) -> AttributeProto {
+    let mut a = AttributeProto { name: Some(name.to_owned()), ..Default::default() };
+    match value {
+        Attr::Int(i) => (a.i, a.r#type) = (Some(i), Some(2)),
+        Attr::Ints(v) => (a.ints, a.r#type) = (v, Some(7)),
+        Attr::Floats(v) => (a.floats, a.r#type) = (v, Some(6)),
+        Attr::Str(s) => (a.s, a.r#type) = (Some(s.as_bytes().to_vec()), Some(3)),
+        Attr::Strings(v) => (a.strings, a.r#type) = (v.into_iter().map(String::into_bytes).collect(), Some(8)),
+    }
+    a
 }
 
 /// A graph being written: nodes, constants, inputs and outputs, with fresh value names.
@@ -192,6 +212,8 @@ impl Graph {
                 match value {
                     Attr::Int(i) => (a.i, a.r#type) = (Some(i), Some(2)),
                     Attr::Ints(v) => (a.ints, a.r#type) = (v, Some(7)),
+                    Attr::Floats(v) => (a.floats, a.r#type) = (v, Some(6)),
+                    Attr::Str(s) => (a.s, a.r#type) = (Some(s.as_bytes().to_vec()), Some(3)),
                     Attr::Strings(v) => {
                         (a.strings, a.r#type) = (v.into_iter().map(String::into_bytes).collect(), Some(8))
                     }
@@ -277,8 +299,17 @@ pub fn export(saved: &SavedModel) -> Result<Vec<u8>> {
             let m: MlpModel = serde_json::from_value(saved.state.clone())?;
             mlp(&mut g, &features, &m)?
         }
+        ("spark", ModelKind::Tree) => {
+            let m: TreeModel = serde_json::from_value(saved.state.clone())?;
+            tree(&mut g, &features, &m, classes.len())?
+        }
+        ("tensor", ModelKind::Mlp) => {
+            let (activation, layers) = trainbench_engine_tensor::mlp_layers(&saved.state)?;
+            dense_net(&mut g, &features, &activation, &layers)?
+        }
         (engine, kind) => bail!(
-            "ONNX export of the {engine} engine's {} is not written yet; it exports the spark engine's lr and mlp",
+            "ONNX export of the {engine} engine's {} is not written yet; it exports the spark engine's lr, \
+             tree and mlp and the tensor engine's mlp",
             kind.name()
         ),
     };
@@ -448,4 +479,108 @@ fn mlp(g: &mut Graph, features: &str, m: &MlpModel) -> Result<String> {
         };
     }
     Ok(if f64_math { g.cast(&a, FLOAT) } else { a })
+}
+
+/// The tensor engine's MLP in f32, as Burn runs it: each dense layer `x · W + b` (W `in × out`)
+/// and the activation, the head's logits, softmax.
+fn dense_net(g: &mut Graph, features: &str, activation: &str, layers: &[DenseLayer]) -> Result<String> {
+    let mut a = features.to_owned();
+    for (i, l) in layers.iter().enumerate() {
+        let w = g.floats("weights", &[l.inputs, l.outputs], l.weights.clone());
+        let b = g.floats("bias", &[l.outputs], l.bias.clone());
+        let z = g.op("Gemm", &[&a, &w, &b], vec![]);
+        a = if i + 1 == layers.len() {
+            g.op("Softmax", &[&z], vec![("axis", Attr::Int(1))])
+        } else {
+            match activation {
+                "relu" => g.op("Relu", &[&z], vec![]),
+                "tanh" => g.op("Tanh", &[&z], vec![]),
+                "sigmoid" => g.op("Sigmoid", &[&z], vec![]),
+                // x · ½ (1 + erf(x / √2)), the exact GELU (ONNX has a Gelu op only from opset 20).
+                "gelu" => {
+                    let (root2, half, one) = (
+                        g.floats("sqrt2", &[], vec![std::f32::consts::SQRT_2]),
+                        g.floats("half", &[], vec![0.5]),
+                        g.floats("one", &[], vec![1.0]),
+                    );
+                    let scaled = g.op("Div", &[&z, &root2], vec![]);
+                    let erf = g.op("Erf", &[&scaled], vec![]);
+                    let shifted = g.op("Add", &[&erf, &one], vec![]);
+                    let halved = g.op("Mul", &[&shifted, &half], vec![]);
+                    g.op("Mul", &[&z, &halved], vec![])
+                }
+                "linear" => z,
+                other => bail!("activation '{other}' cannot be exported"),
+            }
+        };
+    }
+    Ok(a)
+}
+
+/// The decision tree as ONNX-ML's `TreeEnsembleClassifier`, one tree: `x <= t` goes to the true
+/// (left) child, each leaf weighs every class by its share of the leaf's training rows (what
+/// `TreeModel::predict_proba` returns). ONNX compares in f32, so each threshold is the largest
+/// f32 at or below MLlib's f64 one: for f32 features `x <= t32` exactly when `x <= t`.
+fn tree(g: &mut Graph, features: &str, m: &TreeModel, classes: usize) -> Result<String> {
+    let n = m.nodes.len();
+    let (mut modes, mut values, mut feature_ids, mut true_ids, mut false_ids) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::new(), Vec::new(), Vec::new());
+    let (mut class_nodes, mut class_ids, mut class_weights) = (Vec::new(), Vec::new(), Vec::new());
+    for (id, node) in m.nodes.iter().enumerate() {
+        match &node.split {
+            Some((feature, Rule::Threshold { threshold, .. }, left, right)) => {
+                let t = *threshold as f32;
+                modes.push("BRANCH_LEQ".to_owned());
+                values.push(if f64::from(t) > *threshold { t.next_down() } else { t });
+                feature_ids.push(*feature as i64);
+                true_ids.push(*left as i64);
+                false_ids.push(*right as i64);
+            }
+            Some((_, Rule::Categories(_), ..)) => bail!(
+                "the tree splits a categorical feature by category sets, which ONNX's TreeEnsembleClassifier \
+                 (ONNX-ML 2) cannot write; train with --encoding one-hot to export it"
+            ),
+            None => {
+                modes.push("LEAF".to_owned());
+                values.push(0.0);
+                feature_ids.push(0);
+                true_ids.push(0);
+                false_ids.push(0);
+                let total: f64 = node.counts.iter().sum();
+                for (c, count) in node.counts.iter().enumerate() {
+                    class_nodes.push(id as i64);
+                    class_ids.push(c as i64);
+                    class_weights.push((count / total) as f32);
+                }
+            }
+        }
+    }
+    let label = g.fresh("tree_label");
+    let scores = g.fresh("tree_scores");
+    g.nodes.push(NodeProto {
+        input: vec![features.to_owned()],
+        output: vec![label, scores.clone()],
+        name: Some(scores.clone()),
+        op_type: Some("TreeEnsembleClassifier".into()),
+        domain: Some(ML.into()),
+        attribute: [
+            ("nodes_treeids", Attr::Ints(vec![0; n])),
+            ("nodes_nodeids", Attr::Ints((0..n as i64).collect())),
+            ("nodes_featureids", Attr::Ints(feature_ids)),
+            ("nodes_modes", Attr::Strings(modes)),
+            ("nodes_values", Attr::Floats(values)),
+            ("nodes_truenodeids", Attr::Ints(true_ids)),
+            ("nodes_falsenodeids", Attr::Ints(false_ids)),
+            ("class_treeids", Attr::Ints(vec![0; class_nodes.len()])),
+            ("class_nodeids", Attr::Ints(class_nodes)),
+            ("class_ids", Attr::Ints(class_ids)),
+            ("class_weights", Attr::Floats(class_weights)),
+            ("classlabels_int64s", Attr::Ints((0..classes as i64).collect())),
+            ("post_transform", Attr::Str("NONE")),
+        ]
+        .into_iter()
+        .map(|(name, value)| attribute(name, value))
+        .collect(),
+    });
+    Ok(scores)
 }

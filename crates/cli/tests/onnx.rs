@@ -32,18 +32,27 @@ fn exported_models_give_predicts_probabilities_in_onnx_runtime() {
     json(&trainbench(&["gen", "mixed", "--rows", "3000", "--seed", "1", "--out", "train.csv", "--json"], d));
     json(&trainbench(&["gen", "mixed", "--rows", "600", "--seed", "2", "--out", "new.csv", "--json"], d));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/onnx_predict.py");
-    let cases: [(&str, &[&str]); 4] = [
-        ("lr", &["--model", "lr"]),
-        ("lr-minmax-index", &["--model", "lr", "--scaling", "minmax", "--encoding", "index", "--unseen", "ignore"]),
-        ("mlp", &["--model", "mlp", "--hidden", "8,4", "--max-iter", "30"]),
-        ("mlp-f32", &["--model", "mlp", "--hidden", "8", "--max-iter", "30", "--precision", "f32"]),
+    let cases: [(&str, &[&str]); 7] = [
+        ("lr", &["--engine", "spark", "--model", "lr"]),
+        (
+            "lr-minmax-index",
+            &["--engine", "spark", "--model", "lr", "--scaling", "minmax", "--encoding", "index", "--unseen", "ignore"],
+        ),
+        ("mlp", &["--engine", "spark", "--model", "mlp", "--hidden", "8,4", "--max-iter", "30"]),
+        (
+            "mlp-f32",
+            &["--engine", "spark", "--model", "mlp", "--hidden", "8", "--max-iter", "30", "--precision", "f32"],
+        ),
+        ("tree", &["--engine", "spark", "--model", "tree", "--max-depth", "6"]),
+        ("tensor-mlp", &["--engine", "tensor", "--model", "mlp", "--hidden", "16,8", "--epochs", "2"]),
+        (
+            "tensor-mlp-gelu",
+            &["--engine", "tensor", "--model", "mlp", "--hidden", "8", "--epochs", "2", "--activation", "gelu"],
+        ),
     ];
     for (name, args) in cases {
         let model = format!("{name}.json");
-        let t = trainbench(
-            &[&["train", "--engine", "spark", "--data", "train.csv", "--save", &model, "-q"], args].concat(),
-            d,
-        );
+        let t = trainbench(&[&["train", "--data", "train.csv", "--save", &model, "-q"], args].concat(), d);
         assert!(t.status.success(), "{name}: {}", stderr(&t));
         let onnx = format!("{name}.onnx");
         let e = json(&trainbench(&["export", "--model", &model, "--out", &onnx, "--json"], d));
@@ -75,13 +84,49 @@ fn exported_models_give_predicts_probabilities_in_onnx_runtime() {
         }
         assert!(worst <= 1e-5, "{name}: probabilities differ by up to {worst}");
     }
-    // A model the exporter does not write yet is refused by name.
+    // A tree with category-set splits (index encoding) has no ONNX-ML 2 form: refused, saying why.
     let t = trainbench(
-        &["train", "--engine", "spark", "--model", "tree", "--data", "train.csv", "--save", "tree.json", "-q"],
+        &[
+            "train",
+            "--engine",
+            "spark",
+            "--model",
+            "tree",
+            "--data",
+            "train.csv",
+            "--encoding",
+            "index",
+            "--save",
+            "t.json",
+            "-q",
+        ],
         d,
     );
     assert!(t.status.success(), "{}", stderr(&t));
-    let e = trainbench(&["export", "--model", "tree.json", "--out", "tree.onnx"], d);
+    assert!(std::fs::read_to_string(d.join("t.json")).unwrap().contains("Categories"), "no category-set split");
+    let e = trainbench(&["export", "--model", "t.json", "--out", "t.onnx"], d);
     assert!(!e.status.success());
-    assert!(stderr(&e).contains("ONNX export of the spark engine's tree is not written yet"), "{}", stderr(&e));
+    assert!(stderr(&e).contains("category sets") && stderr(&e).contains("--encoding one-hot"), "{}", stderr(&e));
+    // A model the exporter does not write yet is refused by name.
+    let t = trainbench(
+        &[
+            "train",
+            "--engine",
+            "tensor",
+            "--model",
+            "gru",
+            "--data",
+            "train.csv",
+            "--epochs",
+            "1",
+            "--save",
+            "g.json",
+            "-q",
+        ],
+        d,
+    );
+    assert!(t.status.success(), "{}", stderr(&t));
+    let e = trainbench(&["export", "--model", "g.json", "--out", "g.onnx"], d);
+    assert!(!e.status.success());
+    assert!(stderr(&e).contains("ONNX export of the tensor engine's gru is not written yet"), "{}", stderr(&e));
 }

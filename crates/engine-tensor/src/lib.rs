@@ -53,6 +53,19 @@ struct SavedNet {
     weights: String,
 }
 
+/// A saved MLP's activation (Keras's name) and its dense layers, head last, for export. Other
+/// kinds are refused: their layers are not dense only.
+pub fn mlp_layers(state: &serde_json::Value) -> Result<(String, Vec<model::DenseLayer>)> {
+    let saved: SavedNet = serde_json::from_value(state.clone())
+        .map_err(|e| Error::ModelState(format!("not a tensor-engine model: {e}")))?;
+    if saved.architecture.kind != ModelKind::Mlp {
+        return Err(Error::ModelState(format!("{} is not an mlp", saved.architecture.kind.name())));
+    }
+    let device = Device::flex();
+    let net = train::decode_weights(Net::new(&saved.architecture, &device)?, &saved.weights)?;
+    Ok((saved.architecture.activation.clone(), net.dense_layers()?))
+}
+
 impl TensorModel {
     /// The network's architecture.
     pub fn architecture(&self) -> &Architecture {

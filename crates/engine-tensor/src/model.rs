@@ -32,6 +32,19 @@ pub struct Net {
     arch: Architecture,
 }
 
+/// A dense layer's parameters: `y = x · W + b`, W `inputs × outputs` row-major (Burn's layout).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseLayer {
+    /// Width in.
+    pub inputs: usize,
+    /// Width out.
+    pub outputs: usize,
+    /// `inputs × outputs`, row-major.
+    pub weights: Vec<f32>,
+    /// `outputs` values.
+    pub bias: Vec<f32>,
+}
+
 /// Where dropout masks come from: a seeded generator of our own rather than the backend's global
 /// one, so a run is reproducible with replicas on several threads and after a resume.
 pub struct DropoutMasks {
@@ -292,6 +305,27 @@ impl Net {
     /// The architecture it was built from.
     pub fn architecture(&self) -> &Architecture {
         &self.arch
+    }
+
+    /// The dense layers, then the head, input first: what an exporter writes of an MLP.
+    pub fn dense_layers(&self) -> Result<Vec<DenseLayer>> {
+        let values = |data: TensorData| {
+            data.convert::<f32>()
+                .try_into_vec::<f32>()
+                .map_err(|e| Error::ModelState(format!("reading weights: {e:?}")))
+        };
+        self.dense
+            .iter()
+            .chain(std::iter::once(&self.head))
+            .map(|l| {
+                let [inputs, outputs] = l.weight.dims();
+                let bias = match &l.bias {
+                    Some(b) => values(b.val().into_data())?,
+                    None => vec![0.0; outputs],
+                };
+                Ok(DenseLayer { inputs, outputs, weights: values(l.weight.val().into_data())?, bias })
+            })
+            .collect()
     }
 
     fn act<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
