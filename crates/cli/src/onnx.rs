@@ -9,7 +9,8 @@
 //! stays NaN or maps to no category, and an unseen category is encoded as under
 //! `--unseen ignore` whatever the policy.
 //!
-//! Exported: the spark engine's LR, tree and MLP and the tensor engine's MLP.
+//! Exported: the spark engine's LR, tree and MLP, and the tensor engine's networks (MLP, 1-D and
+//! 2-D CNN, LSTM, GRU).
 //!
 //! The messages below are ONNX's own (`onnx-ml.proto`, ONNX 1.23), only the fields written here,
 //! with their field numbers; prost encodes them.
@@ -19,7 +20,7 @@ use prost::Message;
 use trainbench_data::{Encoding, FittedColumn, FittedPreprocessor};
 use trainbench_engine::{ModelKind, Precision, SavedModel};
 use trainbench_engine_spark::{LogisticModel, MlpModel, Rule, TreeModel};
-use trainbench_engine_tensor::model::DenseLayer;
+use trainbench_engine_tensor::model::{DenseLayer, ExportedFront, ExportedNet};
 
 mod proto {
     #[derive(Clone, PartialEq, prost::Message)]
@@ -303,13 +304,13 @@ pub fn export(saved: &SavedModel) -> Result<Vec<u8>> {
             let m: TreeModel = serde_json::from_value(saved.state.clone())?;
             tree(&mut g, &features, &m, classes.len())?
         }
-        ("tensor", ModelKind::Mlp) => {
-            let (activation, layers) = trainbench_engine_tensor::mlp_layers(&saved.state)?;
-            dense_net(&mut g, &features, &activation, &layers)?
+        ("tensor", _) => {
+            let net = trainbench_engine_tensor::exported_net(&saved.state)?;
+            tensor_net(&mut g, &features, &net)?
         }
         (engine, kind) => bail!(
             "ONNX export of the {engine} engine's {} is not written yet; it exports the spark engine's lr, \
-             tree and mlp and the tensor engine's mlp",
+             tree and mlp and every tensor-engine network",
             kind.name()
         ),
     };
@@ -492,26 +493,7 @@ fn dense_net(g: &mut Graph, features: &str, activation: &str, layers: &[DenseLay
         a = if i + 1 == layers.len() {
             g.op("Softmax", &[&z], vec![("axis", Attr::Int(1))])
         } else {
-            match activation {
-                "relu" => g.op("Relu", &[&z], vec![]),
-                "tanh" => g.op("Tanh", &[&z], vec![]),
-                "sigmoid" => g.op("Sigmoid", &[&z], vec![]),
-                // x · ½ (1 + erf(x / √2)), the exact GELU (ONNX has a Gelu op only from opset 20).
-                "gelu" => {
-                    let (root2, half, one) = (
-                        g.floats("sqrt2", &[], vec![std::f32::consts::SQRT_2]),
-                        g.floats("half", &[], vec![0.5]),
-                        g.floats("one", &[], vec![1.0]),
-                    );
-                    let scaled = g.op("Div", &[&z, &root2], vec![]);
-                    let erf = g.op("Erf", &[&scaled], vec![]);
-                    let shifted = g.op("Add", &[&erf, &one], vec![]);
-                    let halved = g.op("Mul", &[&shifted, &half], vec![]);
-                    g.op("Mul", &[&z, &halved], vec![])
-                }
-                "linear" => z,
-                other => bail!("activation '{other}' cannot be exported"),
-            }
+            activate(g, &z, activation)?
         };
     }
     Ok(a)
@@ -583,4 +565,121 @@ fn tree(g: &mut Graph, features: &str, m: &TreeModel, classes: usize) -> Result<
         .collect(),
     });
     Ok(scores)
+}
+
+/// Keras's activation `name` on `z`.
+fn activate(g: &mut Graph, z: &str, name: &str) -> Result<String> {
+    Ok(match name {
+        "relu" => g.op("Relu", &[z], vec![]),
+        "tanh" => g.op("Tanh", &[z], vec![]),
+        "sigmoid" => g.op("Sigmoid", &[z], vec![]),
+        // x · ½ (1 + erf(x / √2)), the exact GELU (ONNX has a Gelu op only from opset 20).
+        "gelu" => {
+            let (root2, half, one) = (
+                g.floats("sqrt2", &[], vec![std::f32::consts::SQRT_2]),
+                g.floats("half", &[], vec![0.5]),
+                g.floats("one", &[], vec![1.0]),
+            );
+            let scaled = g.op("Div", &[z, &root2], vec![]);
+            let erf = g.op("Erf", &[&scaled], vec![]);
+            let shifted = g.op("Add", &[&erf, &one], vec![]);
+            let halved = g.op("Mul", &[&shifted, &half], vec![]);
+            g.op("Mul", &[z, &halved], vec![])
+        }
+        "linear" => z.to_owned(),
+        other => bail!("activation '{other}' cannot be exported"),
+    })
+}
+
+/// A tensor-engine network as `Net::forward` runs it at inference (no dropout): the
+/// convolutions (valid padding, stride 1, the activation, a max pool of stride = size where the
+/// length allows) or the recurrent layer's last hidden state, flattened, then the dense layers.
+fn tensor_net(g: &mut Graph, features: &str, net: &ExportedNet) -> Result<String> {
+    let arch = &net.arch;
+    let d = arch.n_features;
+    let (k, pool) = (arch.kernel_size, arch.pool_size);
+    let x = match (&net.front, arch.kind) {
+        (ExportedFront::None, _) => features.to_owned(),
+        (ExportedFront::Convolutions(layers), ModelKind::Cnn) => {
+            let shape = g.int64s("shape", &[3], vec![0, 1, d as i64]);
+            let mut seq = g.op("Reshape", &[features, &shape], vec![]);
+            let mut len = d;
+            for l in layers {
+                let conv = convolution(g, &seq, l);
+                let activated = activate(g, &conv, &arch.activation)?;
+                len = len + 1 - k;
+                seq = if pool > 1 && len >= pool {
+                    len /= pool;
+                    let size = vec![pool as i64];
+                    g.op(
+                        "MaxPool",
+                        &[&activated],
+                        vec![("kernel_shape", Attr::Ints(size.clone())), ("strides", Attr::Ints(size))],
+                    )
+                } else {
+                    activated
+                };
+            }
+            g.op("Flatten", &[&seq], vec![("axis", Attr::Int(1))])
+        }
+        (ExportedFront::Convolutions(layers), ModelKind::Cnn2d) => {
+            let [mut h, mut w, c] = arch.image_shape.unwrap_or([d, 1, 1]);
+            // Pixels come channels-last; convolutions take NCHW.
+            let shape = g.int64s("shape", &[4], vec![0, h as i64, w as i64, c as i64]);
+            let nhwc = g.op("Reshape", &[features, &shape], vec![]);
+            let mut img = g.op("Transpose", &[&nhwc], vec![("perm", Attr::Ints(vec![0, 3, 1, 2]))]);
+            for l in layers {
+                let conv = convolution(g, &img, l);
+                img = activate(g, &conv, &arch.activation)?;
+                (h, w) = (h + 1 - k, w + 1 - k);
+                if pool > 1 && h >= pool && w >= pool {
+                    (h, w) = (h / pool, w / pool);
+                    let size = vec![pool as i64; 2];
+                    img = g.op(
+                        "MaxPool",
+                        &[&img],
+                        vec![("kernel_shape", Attr::Ints(size.clone())), ("strides", Attr::Ints(size))],
+                    );
+                }
+            }
+            g.op("Flatten", &[&img], vec![("axis", Attr::Int(1))])
+        }
+        (ExportedFront::Recurrent { inputs, units, w, r, b }, kind @ (ModelKind::Lstm | ModelKind::Gru)) => {
+            // Every `inputs` columns are one time step: [N, steps, inputs] → [steps, N, inputs].
+            let shape = g.int64s("shape", &[3], vec![0, (d / inputs) as i64, *inputs as i64]);
+            let rows = g.op("Reshape", &[features, &shape], vec![]);
+            let seq = g.op("Transpose", &[&rows], vec![("perm", Attr::Ints(vec![1, 0, 2]))]);
+            let gates = w.len() / (units * inputs);
+            let w = g.floats("w", &[1, gates * units, *inputs], w.clone());
+            let r = g.floats("r", &[1, gates * units, *units], r.clone());
+            let b = g.floats("b", &[1, 2 * gates * units], b.clone());
+            let (op, mut attrs) = match kind {
+                ModelKind::Lstm => ("LSTM", vec![]),
+                // Keras's reset_after=True: the reset gate multiplies U·h + b'.
+                _ => ("GRU", vec![attribute("linear_before_reset", Attr::Int(1))]),
+            };
+            attrs.push(attribute("hidden_size", Attr::Int(*units as i64)));
+            let last = g.fresh("last_state");
+            g.nodes.push(NodeProto {
+                input: vec![seq, w, r, b],
+                // Y is not needed, Y_h is the last hidden state [1, N, units].
+                output: vec![String::new(), last.clone()],
+                name: Some(last.clone()),
+                op_type: Some(op.into()),
+                attribute: attrs,
+                domain: None,
+            });
+            let shape = g.int64s("shape", &[2], vec![-1, *units as i64]);
+            g.op("Reshape", &[&last, &shape], vec![])
+        }
+        (_, kind) => bail!("a {} network with these layers cannot be exported", kind.name()),
+    };
+    dense_net(g, &x, &arch.activation, &net.dense)
+}
+
+/// A convolution of `x` by `layer` (valid padding, stride 1).
+fn convolution(g: &mut Graph, x: &str, layer: &trainbench_engine_tensor::model::ConvLayer) -> String {
+    let w = g.floats("conv_weights", &layer.dims, layer.weights.clone());
+    let b = g.floats("conv_bias", &[layer.dims[0]], layer.bias.clone());
+    g.op("Conv", &[x, &w, &b], vec![])
 }

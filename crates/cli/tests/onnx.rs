@@ -32,7 +32,7 @@ fn exported_models_give_predicts_probabilities_in_onnx_runtime() {
     json(&trainbench(&["gen", "mixed", "--rows", "3000", "--seed", "1", "--out", "train.csv", "--json"], d));
     json(&trainbench(&["gen", "mixed", "--rows", "600", "--seed", "2", "--out", "new.csv", "--json"], d));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/onnx_predict.py");
-    let cases: [(&str, &[&str]); 7] = [
+    let cases: [(&str, &[&str]); 11] = [
         ("lr", &["--engine", "spark", "--model", "lr"]),
         (
             "lr-minmax-index",
@@ -48,6 +48,51 @@ fn exported_models_give_predicts_probabilities_in_onnx_runtime() {
         (
             "tensor-mlp-gelu",
             &["--engine", "tensor", "--model", "mlp", "--hidden", "8", "--epochs", "2", "--activation", "gelu"],
+        ),
+        // 15 features: 6 numeric, city one-hot (6), device one-hot (3).
+        (
+            "tensor-cnn",
+            &[
+                "--engine",
+                "tensor",
+                "--model",
+                "cnn",
+                "--filters",
+                "4,4",
+                "--kernel-size",
+                "3",
+                "--dense",
+                "8",
+                "--epochs",
+                "1",
+            ],
+        ),
+        (
+            "tensor-cnn2d",
+            &[
+                "--engine",
+                "tensor",
+                "--model",
+                "cnn2d",
+                "--image-shape",
+                "5x3",
+                "--filters",
+                "3",
+                "--kernel-size",
+                "2",
+                "--dense",
+                "8",
+                "--epochs",
+                "1",
+            ],
+        ),
+        (
+            "tensor-lstm",
+            &["--engine", "tensor", "--model", "lstm", "--units", "6", "--step-features", "3", "--epochs", "1"],
+        ),
+        (
+            "tensor-gru",
+            &["--engine", "tensor", "--model", "gru", "--units", "6", "--step-features", "5", "--epochs", "1"],
         ),
     ];
     for (name, args) in cases {
@@ -107,26 +152,4 @@ fn exported_models_give_predicts_probabilities_in_onnx_runtime() {
     let e = trainbench(&["export", "--model", "t.json", "--out", "t.onnx"], d);
     assert!(!e.status.success());
     assert!(stderr(&e).contains("category sets") && stderr(&e).contains("--encoding one-hot"), "{}", stderr(&e));
-    // A model the exporter does not write yet is refused by name.
-    let t = trainbench(
-        &[
-            "train",
-            "--engine",
-            "tensor",
-            "--model",
-            "gru",
-            "--data",
-            "train.csv",
-            "--epochs",
-            "1",
-            "--save",
-            "g.json",
-            "-q",
-        ],
-        d,
-    );
-    assert!(t.status.success(), "{}", stderr(&t));
-    let e = trainbench(&["export", "--model", "g.json", "--out", "g.onnx"], d);
-    assert!(!e.status.success());
-    assert!(stderr(&e).contains("ONNX export of the tensor engine's gru is not written yet"), "{}", stderr(&e));
 }

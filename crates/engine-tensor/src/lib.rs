@@ -53,17 +53,12 @@ struct SavedNet {
     weights: String,
 }
 
-/// A saved MLP's activation (Keras's name) and its dense layers, head last, for export. Other
-/// kinds are refused: their layers are not dense only.
-pub fn mlp_layers(state: &serde_json::Value) -> Result<(String, Vec<model::DenseLayer>)> {
+/// A saved network's parameters, for export (ONNX).
+pub fn exported_net(state: &serde_json::Value) -> Result<model::ExportedNet> {
     let saved: SavedNet = serde_json::from_value(state.clone())
         .map_err(|e| Error::ModelState(format!("not a tensor-engine model: {e}")))?;
-    if saved.architecture.kind != ModelKind::Mlp {
-        return Err(Error::ModelState(format!("{} is not an mlp", saved.architecture.kind.name())));
-    }
     let device = Device::flex();
-    let net = train::decode_weights(Net::new(&saved.architecture, &device)?, &saved.weights)?;
-    Ok((saved.architecture.activation.clone(), net.dense_layers()?))
+    train::decode_weights(Net::new(&saved.architecture, &device)?, &saved.weights)?.export()
 }
 
 impl TensorModel {

@@ -32,6 +32,77 @@ pub struct Net {
     arch: Architecture,
 }
 
+/// A tensor's values as f32, row-major.
+fn values(data: TensorData) -> Result<Vec<f32>> {
+    data.convert::<f32>().try_into_vec::<f32>().map_err(|e| Error::ModelState(format!("reading weights: {e:?}")))
+}
+
+/// `gates`' weights stacked as ONNX's LSTM and GRU take them: W `[gates·H, I]`, R `[gates·H, H]`
+/// (each gate's matrix transposed from Burn's `in × out`), B `[2·gates·H]` (the input biases of
+/// every gate, then the hidden ones).
+fn recurrent(gates: &[&GateController]) -> Result<ExportedFront> {
+    let transposed = |t: Tensor<2>| values(t.transpose().into_data());
+    let bias = |l: &Linear, n: usize| match &l.bias {
+        Some(b) => values(b.val().into_data()),
+        None => Ok(vec![0.0; n]),
+    };
+    let (mut w, mut r, mut bw, mut br) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let [inputs, units] = gates[0].input_transform.weight.dims();
+    for g in gates {
+        w.extend(transposed(g.input_transform.weight.val())?);
+        r.extend(transposed(g.hidden_transform.weight.val())?);
+        bw.extend(bias(&g.input_transform, units)?);
+        br.extend(bias(&g.hidden_transform, units)?);
+    }
+    bw.extend(br);
+    Ok(ExportedFront::Recurrent { inputs, units, w, r, b: bw })
+}
+
+/// A network's parameters for export ([`Net::export`]).
+#[derive(Debug, Clone)]
+pub struct ExportedNet {
+    /// The architecture (kind, activation, kernel and pool sizes, image shape, step width).
+    pub arch: Architecture,
+    /// The layers before the dense ones.
+    pub front: ExportedFront,
+    /// The dense layers, then the head.
+    pub dense: Vec<DenseLayer>,
+}
+
+/// The layers before the dense ones.
+#[derive(Debug, Clone)]
+pub enum ExportedFront {
+    /// An MLP: none.
+    None,
+    /// Convolutions (1-D: weights `filters × channels × kernel`; 2-D: `filters × channels × k ×
+    /// k`), each followed by the activation and a max pool where the length allows.
+    Convolutions(Vec<ConvLayer>),
+    /// One LSTM or GRU layer in ONNX's layout (see `recurrent`).
+    Recurrent {
+        /// Values per time step.
+        inputs: usize,
+        /// Hidden units.
+        units: usize,
+        /// `[gates·units, inputs]`.
+        w: Vec<f32>,
+        /// `[gates·units, units]`.
+        r: Vec<f32>,
+        /// `[2·gates·units]`.
+        b: Vec<f32>,
+    },
+}
+
+/// A convolution's parameters.
+#[derive(Debug, Clone)]
+pub struct ConvLayer {
+    /// The weight tensor's shape.
+    pub dims: Vec<usize>,
+    /// Row-major weights.
+    pub weights: Vec<f32>,
+    /// One per filter.
+    pub bias: Vec<f32>,
+}
+
 /// A dense layer's parameters: `y = x · W + b`, W `inputs × outputs` row-major (Burn's layout).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DenseLayer {
@@ -307,13 +378,65 @@ impl Net {
         &self.arch
     }
 
-    /// The dense layers, then the head, input first: what an exporter writes of an MLP.
-    pub fn dense_layers(&self) -> Result<Vec<DenseLayer>> {
-        let values = |data: TensorData| {
-            data.convert::<f32>()
-                .try_into_vec::<f32>()
-                .map_err(|e| Error::ModelState(format!("reading weights: {e:?}")))
+    /// Every parameter an exporter needs, in the layouts ONNX's operators take: the layers before
+    /// the dense ones (convolutions, or the recurrent layer), then the dense layers and the head.
+    pub fn export(&self) -> Result<ExportedNet> {
+        let front = match self.arch.kind {
+            ModelKind::Cnn | ModelKind::Cnn2d => {
+                let convs: Vec<(Vec<usize>, TensorData, Option<TensorData>)> = if self.arch.kind == ModelKind::Cnn {
+                    self.conv1d
+                        .iter()
+                        .map(|c| {
+                            (
+                                c.weight.dims().to_vec(),
+                                c.weight.val().into_data(),
+                                c.bias.as_ref().map(|b| b.val().into_data()),
+                            )
+                        })
+                        .collect()
+                } else {
+                    self.conv2d
+                        .iter()
+                        .map(|c| {
+                            (
+                                c.weight.dims().to_vec(),
+                                c.weight.val().into_data(),
+                                c.bias.as_ref().map(|b| b.val().into_data()),
+                            )
+                        })
+                        .collect()
+                };
+                let mut layers = Vec::new();
+                for (dims, w, b) in convs {
+                    let bias = match b {
+                        Some(b) => values(b)?,
+                        None => vec![0.0; dims[0]],
+                    };
+                    layers.push(ConvLayer { dims, weights: values(w)?, bias });
+                }
+                ExportedFront::Convolutions(layers)
+            }
+            ModelKind::Lstm => {
+                let lstm = self.lstm.as_ref().ok_or_else(|| Error::ModelState("an lstm without its layer".into()))?;
+                let forget = lstm
+                    .forget_gate
+                    .as_ref()
+                    .ok_or_else(|| Error::ModelState("an lstm without a forget gate".into()))?;
+                // ONNX's gate order: input, output, forget, cell.
+                recurrent(&[&lstm.input_gate, &lstm.output_gate, forget, &lstm.cell_gate])?
+            }
+            ModelKind::Gru => {
+                let gru = self.gru.as_ref().ok_or_else(|| Error::ModelState("a gru without its layer".into()))?;
+                // ONNX's gate order: update, reset, new (hidden).
+                recurrent(&[&gru.update_gate, &gru.reset_gate, &gru.new_gate])?
+            }
+            _ => ExportedFront::None,
         };
+        Ok(ExportedNet { arch: self.arch.clone(), front, dense: self.dense_layers()? })
+    }
+
+    /// The dense layers, then the head, input first.
+    fn dense_layers(&self) -> Result<Vec<DenseLayer>> {
         self.dense
             .iter()
             .chain(std::iter::once(&self.head))
