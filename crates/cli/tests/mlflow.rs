@@ -208,3 +208,49 @@ fn a_study_is_a_parent_run_with_its_runs_nested_and_the_report_attached() {
     assert_eq!(report, std::fs::read(d.join("rep/results.json")).unwrap());
     assert!(!mlflow.artifact(parent, "report/report.html").is_empty());
 }
+
+#[test]
+fn tune_logs_a_parent_run_with_every_fit_and_the_best_score() {
+    let Some(uri) = server("tune_logs_a_parent_run_with_every_fit_and_the_best_score") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json(&trainbench(&["gen", "higgs-like", "--rows", "2000", "--seed", "5", "--out", "h.csv", "--json"], d));
+    let experiment = unique("tune");
+    let t = json(&trainbench(
+        &[
+            "tune",
+            "--engine",
+            "spark",
+            "--model",
+            "tree",
+            "--data",
+            "h.csv",
+            "--grid",
+            "max_depth=2,4",
+            "--folds",
+            "2",
+            "--json",
+            "--mlflow",
+            &uri,
+            "--mlflow-experiment",
+            &experiment,
+        ],
+        d,
+    ));
+    let runs = Mlflow::new(&uri).runs(&experiment);
+    // The parent, and one run per trial and fold.
+    assert_eq!(runs.len(), 1 + 2 * 2, "{runs:?}");
+    let parent = runs.iter().find(|r| field(r, "tags", "mlflow.parentRunId").is_none()).unwrap();
+    assert_eq!(parent["info"]["run_name"], "tune spark/tree");
+    assert_eq!(field(parent, "metrics", "best_accuracy").and_then(Value::as_f64), t["best"]["score"].as_f64());
+    let best_depth = t["best"]["params"]["max_depth"].as_str().unwrap();
+    assert_eq!(
+        field(parent, "tags", "trainbench.best_params").and_then(Value::as_str),
+        Some(&*format!("max_depth={best_depth}"))
+    );
+    let parent_id = &parent["info"]["run_id"];
+    for r in runs.iter().filter(|r| r["info"]["run_id"] != *parent_id) {
+        assert_eq!(field(r, "tags", "mlflow.parentRunId"), Some(parent_id));
+        assert!(field(r, "metrics", "test_accuracy").is_some(), "{r}");
+    }
+}
