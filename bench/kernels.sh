@@ -22,7 +22,9 @@ source bench/common.sh
 echo "# $(date -u +%F) $(git rev-parse --short HEAD); one thread; $(machine)"
 # One thread for all: Burn's flex backend would otherwise spread a batch over the rayon pool.
 export RAYON_NUM_THREADS=1
-# Both crates in one invocation, so their dependencies are built once with the same features.
-cargo bench -q -p trainbench-engine-spark -p trainbench-engine-tensor --bench kernels -- "${args[@]}" >&2
-dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+# Both engines' benchmarks in one invocation (bench/kernels is a workspace of its own, so that
+# criterion does not change the main workspace's dependency builds).
+manifest=bench/kernels/Cargo.toml
+cargo bench -q --locked --manifest-path "$manifest" -- "${args[@]}" >&2
+dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$manifest" | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 python3 bench/kernels_table.py "$dir/criterion"

@@ -54,7 +54,7 @@ pub use params::{BYTES_PER_WEIGHT, Impurity, LrParams, MAX_MLP_WEIGHTS, MlpParam
 pub use tree::{FeatureSplits, Node, Rule, TreeModel, continuous_thresholds};
 
 /// The per-partition passes that take most of the training time, public so the criterion
-/// benchmarks in `benches/kernels.rs` time the same code the engine runs.
+/// benchmarks in `bench/kernels/spark_kernels.rs` time the same code the engine runs.
 pub mod kernels {
     pub use crate::logistic::loss_gradient_sums as lr_loss_gradient_sums;
     pub use crate::mlp::{MlpWorkspace, Network as MlpNetwork};

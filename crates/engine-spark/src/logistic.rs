@@ -241,7 +241,7 @@ impl Objective for LogLoss<'_> {
 /// One partition's part of an evaluation, the pass every L-BFGS step makes over the data:
 /// adds `[Σ loss, Σ r_k x_j (k × d), Σ r_k (k)]` into `sums` for raw-space coefficient rows `w`
 /// (`k × d`) and offsets `b` (`k`), where `r_k` is the residual p_k − 1[y = k]; `k = 1` is
-/// binomial. Public so `benches/kernels.rs` times the code the engine runs.
+/// binomial. Public so `bench/kernels/spark_kernels.rs` times the code the engine runs.
 pub fn loss_gradient_sums(part: PartitionView, w: &[f64], b: &[f64], sums: &mut [f64]) {
     let d = part.n_features;
     let rows = b.len();

@@ -144,7 +144,7 @@ impl<T: Float> Network<T> {
     /// One block of rows through the network and back: adds `weight` × the block's summed
     /// cross-entropy into `loss` and `weight` × its summed gradient (laid out as the weights)
     /// into `grad`. MLlib averages each block (`weight` = 1 / its rows). `x` is rows × inputs,
-    /// one label per row. Public so `benches/kernels.rs` times the code the engine runs.
+    /// one label per row. Public so `bench/kernels/spark_kernels.rs` times the code the engine runs.
     pub fn add_block_loss_gradient(
         &self,
         x: &[f32],

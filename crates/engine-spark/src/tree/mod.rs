@@ -308,7 +308,7 @@ pub fn fit(
 /// data: for each row whose node has a histogram slot (`slot[node]`, `u32::MAX` for none), adds
 /// 1 to (slot, feature j, bin of j, label) for every feature. `bins` holds one byte per feature
 /// per row; feature j's counts start at `offsets[j]` within a slot, and a slot is
-/// `offsets[d]` counts long. Public so `benches/kernels.rs` times the code the engine runs.
+/// `offsets[d]` counts long. Public so `bench/kernels/spark_kernels.rs` times the code the engine runs.
 pub fn add_bin_counts(
     bins: &[u8],
     labels: &[u32],
