@@ -37,6 +37,16 @@ fn values(data: TensorData) -> Result<Vec<f32>> {
     data.convert::<f32>().try_into_vec::<f32>().map_err(|e| Error::ModelState(format!("reading weights: {e:?}")))
 }
 
+/// A convolution's weights (`filters × channels × kernel...`) and bias.
+fn conv_layer<const D: usize>(weight: &Param<Tensor<D>>, bias: Option<&Param<Tensor<1>>>) -> Result<ConvLayer> {
+    let dims = weight.dims().to_vec();
+    let bias = match bias {
+        Some(b) => values(b.val().into_data())?,
+        None => vec![0.0; dims[0]],
+    };
+    Ok(ConvLayer { dims, weights: values(weight.val().into_data())?, bias })
+}
+
 /// `gates`' weights stacked as ONNX's LSTM and GRU take them: W `[gates·H, I]`, R `[gates·H, H]`
 /// (each gate's matrix transposed from Burn's `in × out`), B `[2·gates·H]` (the input biases of
 /// every gate, then the hidden ones).
@@ -382,40 +392,12 @@ impl Net {
     /// the dense ones (convolutions, or the recurrent layer), then the dense layers and the head.
     pub fn export(&self) -> Result<ExportedNet> {
         let front = match self.arch.kind {
-            ModelKind::Cnn | ModelKind::Cnn2d => {
-                let convs: Vec<(Vec<usize>, TensorData, Option<TensorData>)> = if self.arch.kind == ModelKind::Cnn {
-                    self.conv1d
-                        .iter()
-                        .map(|c| {
-                            (
-                                c.weight.dims().to_vec(),
-                                c.weight.val().into_data(),
-                                c.bias.as_ref().map(|b| b.val().into_data()),
-                            )
-                        })
-                        .collect()
-                } else {
-                    self.conv2d
-                        .iter()
-                        .map(|c| {
-                            (
-                                c.weight.dims().to_vec(),
-                                c.weight.val().into_data(),
-                                c.bias.as_ref().map(|b| b.val().into_data()),
-                            )
-                        })
-                        .collect()
-                };
-                let mut layers = Vec::new();
-                for (dims, w, b) in convs {
-                    let bias = match b {
-                        Some(b) => values(b)?,
-                        None => vec![0.0; dims[0]],
-                    };
-                    layers.push(ConvLayer { dims, weights: values(w)?, bias });
-                }
-                ExportedFront::Convolutions(layers)
-            }
+            ModelKind::Cnn => ExportedFront::Convolutions(
+                self.conv1d.iter().map(|c| conv_layer(&c.weight, c.bias.as_ref())).collect::<Result<_>>()?,
+            ),
+            ModelKind::Cnn2d => ExportedFront::Convolutions(
+                self.conv2d.iter().map(|c| conv_layer(&c.weight, c.bias.as_ref())).collect::<Result<_>>()?,
+            ),
             ModelKind::Lstm => {
                 let lstm = self.lstm.as_ref().ok_or_else(|| Error::ModelState("an lstm without its layer".into()))?;
                 let forget = lstm
