@@ -499,35 +499,43 @@ fn dense_net(g: &mut Graph, features: &str, activation: &str, layers: &[DenseLay
     Ok(a)
 }
 
-/// The decision tree as ONNX-ML's `TreeEnsembleClassifier`, one tree: `x <= t` goes to the true
-/// (left) child, each leaf weighs every class by its share of the leaf's training rows (what
+/// The decision tree as ONNX-ML's `TreeEnsembleClassifier`, one tree: `x <= t` (or `x` in a
+/// category set) goes to the true (left) child, each leaf weighs every class by its share of the leaf's training rows (what
 /// `TreeModel::predict_proba` returns). ONNX compares in f32, so each threshold is the largest
 /// f32 at or below MLlib's f64 one: for f32 features `x <= t32` exactly when `x <= t`.
 fn tree(g: &mut Graph, features: &str, m: &TreeModel, classes: usize) -> Result<String> {
+    /// One node of the ONNX tree: (mode, value, feature, true child, false child).
+    type Branch = (&'static str, f32, i64, i64, i64);
     let n = m.nodes.len();
-    let (mut modes, mut values, mut feature_ids, mut true_ids, mut false_ids) =
-        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::new(), Vec::new(), Vec::new());
+    let mut nodes: Vec<Branch> = vec![("LEAF", 0.0, 0, 0, 0); n];
     let (mut class_nodes, mut class_ids, mut class_weights) = (Vec::new(), Vec::new(), Vec::new());
     for (id, node) in m.nodes.iter().enumerate() {
         match &node.split {
             Some((feature, Rule::Threshold { threshold, .. }, left, right)) => {
                 let t = *threshold as f32;
-                modes.push("BRANCH_LEQ".to_owned());
-                values.push(if f64::from(t) > *threshold { t.next_down() } else { t });
-                feature_ids.push(*feature as i64);
-                true_ids.push(*left as i64);
-                false_ids.push(*right as i64);
+                let t = if f64::from(t) > *threshold { t.next_down() } else { t };
+                nodes[id] = ("BRANCH_LEQ", t, *feature as i64, *left as i64, *right as i64);
             }
-            Some((_, Rule::Categories(_), ..)) => bail!(
-                "the tree splits a categorical feature by category sets, which ONNX's TreeEnsembleClassifier \
-                 (ONNX-ML 2) cannot write; train with --encoding one-hot to export it"
-            ),
+            // A category set, `x ∈ {a, b, …}`: a chain of `x == a`, `x == b`, … each of whose
+            // true branches is the left child; the last one's false branch is the right child.
+            Some((feature, Rule::Categories(set), left, right)) => {
+                let (f, left, right) = (*feature as i64, *left as i64, *right as i64);
+                match set.split_first() {
+                    None => nodes[id] = ("BRANCH_LEQ", f32::MIN, f, left, right),
+                    Some((first, rest)) => {
+                        let mut at = id;
+                        let mut value = f32::from(*first);
+                        for next in rest {
+                            nodes.push(("LEAF", 0.0, 0, 0, 0));
+                            let chained = nodes.len() - 1;
+                            nodes[at] = ("BRANCH_EQ", value, f, left, chained as i64);
+                            (at, value) = (chained, f32::from(*next));
+                        }
+                        nodes[at] = ("BRANCH_EQ", value, f, left, right);
+                    }
+                }
+            }
             None => {
-                modes.push("LEAF".to_owned());
-                values.push(0.0);
-                feature_ids.push(0);
-                true_ids.push(0);
-                false_ids.push(0);
                 let total: f64 = node.counts.iter().sum();
                 for (c, count) in node.counts.iter().enumerate() {
                     class_nodes.push(id as i64);
@@ -537,6 +545,12 @@ fn tree(g: &mut Graph, features: &str, m: &TreeModel, classes: usize) -> Result<
             }
         }
     }
+    let total = nodes.len();
+    let modes: Vec<String> = nodes.iter().map(|b| b.0.to_owned()).collect();
+    let values: Vec<f32> = nodes.iter().map(|b| b.1).collect();
+    let feature_ids: Vec<i64> = nodes.iter().map(|b| b.2).collect();
+    let true_ids: Vec<i64> = nodes.iter().map(|b| b.3).collect();
+    let false_ids: Vec<i64> = nodes.iter().map(|b| b.4).collect();
     let label = g.fresh("tree_label");
     let scores = g.fresh("tree_scores");
     g.nodes.push(NodeProto {
@@ -546,8 +560,8 @@ fn tree(g: &mut Graph, features: &str, m: &TreeModel, classes: usize) -> Result<
         op_type: Some("TreeEnsembleClassifier".into()),
         domain: Some(ML.into()),
         attribute: [
-            ("nodes_treeids", Attr::Ints(vec![0; n])),
-            ("nodes_nodeids", Attr::Ints((0..n as i64).collect())),
+            ("nodes_treeids", Attr::Ints(vec![0; total])),
+            ("nodes_nodeids", Attr::Ints((0..total as i64).collect())),
             ("nodes_featureids", Attr::Ints(feature_ids)),
             ("nodes_modes", Attr::Strings(modes)),
             ("nodes_values", Attr::Floats(values)),
