@@ -261,6 +261,17 @@ impl Graph {
         self.constant(hint, dims, |t| (t.data_type, t.int64_data) = (Some(INT64), values))
     }
 
+    /// Gives value `x` the graph output name `name`.
+    fn name_output(&mut self, x: &str, name: &str) {
+        self.nodes.push(NodeProto {
+            input: vec![x.to_owned()],
+            output: vec![name.to_owned()],
+            name: Some(name.to_owned()),
+            op_type: Some("Identity".into()),
+            ..Default::default()
+        });
+    }
+
     fn cast(&mut self, x: &str, to: i32) -> String {
         self.op("Cast", &[x], vec![("to", Attr::Int(i64::from(to)))])
     }
@@ -315,13 +326,7 @@ pub fn export(saved: &SavedModel) -> Result<Vec<u8>> {
         ),
     };
     // Named outputs: the probabilities, and the most probable class's name (first of a tie).
-    g.nodes.push(NodeProto {
-        input: vec![probabilities],
-        output: vec!["probabilities".into()],
-        name: Some("probabilities".into()),
-        op_type: Some("Identity".into()),
-        ..Default::default()
-    });
+    g.name_output(&probabilities, "probabilities");
     let best = g.op("ArgMax", &["probabilities"], vec![("axis", Attr::Int(1)), ("keepdims", Attr::Int(0))]);
     let keys: Vec<i64> = (0..classes.len() as i64).collect();
     let label = g.op_in(
@@ -330,13 +335,7 @@ pub fn export(saved: &SavedModel) -> Result<Vec<u8>> {
         &[&best],
         vec![("keys_int64s", Attr::Ints(keys)), ("values_strings", Attr::Strings(classes.clone()))],
     );
-    g.nodes.push(NodeProto {
-        input: vec![label],
-        output: vec!["prediction".into()],
-        name: Some("prediction".into()),
-        op_type: Some("Identity".into()),
-        ..Default::default()
-    });
+    g.name_output(&label, "prediction");
     g.outputs.push(Graph::value("probabilities", FLOAT, &[None, Some(classes.len())]));
     g.outputs.push(Graph::value("prediction", STRING, &[None]));
     let model = proto::ModelProto {

@@ -74,12 +74,18 @@ impl LiveProgress {
 
 impl Progress for LiveProgress {
     fn begin(&self, unit: StepUnit, planned: usize) {
+        if !self.show {
+            return;
+        }
         if let Ok(mut state) = self.state.lock() {
             *state = State { unit, planned, last: None, counting_steps: false };
         }
     }
 
     fn entry(&self, entry: &LogEntry) {
+        if !self.show {
+            return;
+        }
         let Ok(mut state) = self.state.lock() else { return };
         let text = line(state.unit, state.planned, entry);
         let printed = state.unit != StepUnit::Iteration
@@ -89,7 +95,7 @@ impl Progress for LiveProgress {
         if printed {
             self.print(&text);
         }
-        if self.show && self.own_bar && state.unit != StepUnit::Epoch {
+        if self.own_bar && state.unit != StepUnit::Epoch {
             self.bar.set_message(format!("{}{text}", self.prefix));
         }
         state.last = Some((entry.clone(), printed));

@@ -26,12 +26,7 @@ impl PredictionWriter {
     pub fn create(path: &Path, classes: &[String]) -> Result<Self> {
         let columns = Self::columns(classes);
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-        let sink = if path == Path::new("-") {
-            let mut out = BufWriter::with_capacity(1 << 20, Box::new(std::io::stdout()) as Box<dyn Write>);
-            writeln!(out, "{}", columns.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","))
-                .map_err(|e| Error::io(path, e))?;
-            Sink::Csv(out)
-        } else if ext == "parquet" || ext == "pq" {
+        let sink = if ext == "parquet" || ext == "pq" {
             let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
             let mut schema = Schema::default();
             schema.insert(columns[0].as_str().into(), DataType::UInt64);
@@ -44,8 +39,12 @@ impl PredictionWriter {
                 .map_err(|e| Error::Parquet { path: path.to_owned(), message: e.to_string() })?;
             Sink::Parquet(Box::new(writer))
         } else {
-            let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
-            let mut out = BufWriter::with_capacity(1 << 20, Box::new(file) as Box<dyn Write>);
+            let out: Box<dyn Write> = if path == Path::new("-") {
+                Box::new(std::io::stdout())
+            } else {
+                Box::new(std::fs::File::create(path).map_err(|e| Error::io(path, e))?)
+            };
+            let mut out = BufWriter::with_capacity(1 << 20, out);
             writeln!(out, "{}", columns.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","))
                 .map_err(|e| Error::io(path, e))?;
             Sink::Csv(out)

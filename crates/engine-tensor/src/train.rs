@@ -349,11 +349,9 @@ impl Checkpoint {
     fn save(&self, dir: &Path) -> Result<()> {
         let io = |source| Error::Io { path: dir.join(CHECKPOINT_FILE), source };
         std::fs::create_dir_all(dir).map_err(io)?;
-        // Written beside and renamed over the old one, so a kill mid-write keeps the last epoch's.
-        let tmp = dir.join(format!("{CHECKPOINT_FILE}.tmp"));
+        // Written whole, so a kill mid-write keeps the last epoch's.
         let bytes = serde_json::to_vec(self).map_err(|e| io(std::io::Error::other(e)))?;
-        std::fs::write(&tmp, bytes).map_err(io)?;
-        std::fs::rename(&tmp, dir.join(CHECKPOINT_FILE)).map_err(io)
+        trainbench_engine::write_whole(&dir.join(CHECKPOINT_FILE), &bytes).map_err(io)
     }
 
     /// Reads the checkpoint in `dir`; under mpirun rank 0 reads it and sends it to the others

@@ -438,11 +438,11 @@ impl SavedModel {
     /// The current file format.
     pub const FORMAT: u32 = 1;
 
-    /// Writes the file (JSON).
+    /// Writes the file (JSON), whole ([`write_whole`]).
     pub fn save(&self, path: &Path) -> Result<()> {
         let io = |source| Error::Io { path: path.to_owned(), source };
         let bytes = serde_json::to_vec(self).map_err(|e| io(std::io::Error::other(e)))?;
-        std::fs::write(path, bytes).map_err(io)
+        write_whole(path, &bytes).map_err(io)
     }
 
     /// Reads a file written by [`SavedModel::save`].
@@ -460,6 +460,22 @@ impl SavedModel {
         }
         Ok(saved)
     }
+}
+
+/// Writes `bytes` to `path` whole: into a new file beside it, then renamed over it, so a process
+/// stopped mid-write leaves the old file (or none), never half of one. Model files and
+/// checkpoints are written this way.
+pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut file = tempfile::Builder::new()
+        .prefix(".trainbench-")
+        .permissions(std::fs::Permissions::from_mode(0o644))
+        .tempfile_in(dir)?;
+    file.write_all(bytes)?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Checks that every feature value is finite, naming the first row and feature that is not.

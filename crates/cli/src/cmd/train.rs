@@ -134,7 +134,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             state: trained.model.to_json().map_err(|e| RunFailed(format!("cannot save the model: {e}")))?,
             log: trained.log.clone(),
         };
-        save_whole(&saved, path)?;
+        saved.save(path)?;
     }
     let output = TrainOutput {
         run: record,
@@ -274,21 +274,6 @@ fn run_on_cluster(
     }
     print_run(&output, &report);
     tracked
-}
-
-/// Writes the model beside `path` and renames it into place, so a run stopped while saving never
-/// leaves a half-written model file (the checkpoints are written the same way).
-fn save_whole(saved: &SavedModel, path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let file = tempfile::Builder::new()
-        .prefix(".trainbench-model-")
-        .permissions(std::fs::Permissions::from_mode(0o644))
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot write a model file in {}", dir.display()))?;
-    saved.save(file.path())?;
-    file.persist(path).map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error))?;
-    Ok(())
 }
 
 /// Logs the run to MLflow: its parameters, log and scores, and as artifacts what `--json` prints

@@ -8,12 +8,17 @@ use crate::error::{Error, Result};
 use crate::load::{Format, InvalidRow, InvalidRowPolicy, LoadOptions, Loaded, apply_overrides, finish, label_index};
 use crate::table::{Column, ColumnData, ColumnKind, MISSING_CODE, Table};
 
-pub(super) fn load(path: &Path, options: &LoadOptions) -> Result<Loaded> {
+/// Opens `path`, refusing an empty file.
+fn open(path: &Path) -> Result<std::fs::File> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    if size == 0 {
+    if file.metadata().map_err(|e| Error::io(path, e))?.len() == 0 {
         return Err(Error::Parquet { path: path.to_owned(), message: "the file is 0 bytes long".into() });
     }
+    Ok(file)
+}
+
+pub(super) fn load(path: &Path, options: &LoadOptions) -> Result<Loaded> {
+    let file = open(path)?;
     let parquet_error = |e: PolarsError| Error::Parquet { path: path.to_owned(), message: e.to_string() };
     let df = ParquetReader::new(file).finish().map_err(parquet_error)?;
     if df.width() == 0 {
@@ -39,12 +44,8 @@ pub struct ParquetBatches {
 /// Opens `path` for batch reading, about `batch_rows` rows a batch. When `options.label` names
 /// a column that is not in the file, every batch gets an empty column of that name.
 pub fn read_parquet_batches(path: &Path, options: &LoadOptions, batch_rows: usize) -> Result<ParquetBatches> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    if file.metadata().map_err(|e| Error::io(path, e))?.len() == 0 {
-        return Err(Error::Parquet { path: path.to_owned(), message: "the file is 0 bytes long".into() });
-    }
     let parquet_error = |e: PolarsError| Error::Parquet { path: path.to_owned(), message: e.to_string() };
-    let mut reader = ParquetReader::new(file);
+    let mut reader = ParquetReader::new(open(path)?);
     let names: Vec<String> = reader.schema().map_err(parquet_error)?.iter_names().map(|n| n.to_string()).collect();
     if names.is_empty() {
         return Err(Error::EmptyFile { path: path.to_owned() });
