@@ -5,6 +5,8 @@
 use std::path::Path;
 
 use anyhow::{Result, bail};
+use serde::Serialize;
+use trainbench_data::FittedPreprocessor;
 use trainbench_engine::ModelSpec;
 use trainbench_metrics::{ClassificationReport, ResourceSummary};
 
@@ -34,10 +36,33 @@ pub struct ClusterOutcome {
     pub server_fit_resources: Option<ResourceSummary>,
     /// The rest, for the report.
     pub info: ClusterInfo,
+    /// The fitted stages and model read back from Spark, when asked for.
+    pub read_back: Option<ReadBackModel>,
 }
 
-/// Trains `kind` on the cluster at `remote` with the data and split options of a command.
+/// A model fitted on the cluster, read back to be saved as any trainbench model.
+pub struct ReadBackModel {
+    /// Spark's fitted stages as trainbench's preprocessor.
+    pub preprocessor: FittedPreprocessor,
+    /// The spark engine's model state.
+    pub state: serde_json::Value,
+    /// How well it reproduces Spark's own probabilities.
+    pub check: ReadBackCheck,
+}
+
+/// Spark's probabilities on test rows against the read-back model's on the same rows.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ReadBackCheck {
+    /// Test rows compared.
+    pub rows: usize,
+    /// Largest difference of a probability.
+    pub max_gap: f64,
+}
+
+/// Trains `kind` on the cluster at `remote` with the data and split options of a command; with
+/// `read_back`, brings the fitted stages and model back too.
 #[cfg(feature = "spark-connect")]
+#[allow(clippy::too_many_arguments)]
 pub fn fit_on_cluster(
     remote: &str,
     data: &Path,
@@ -46,6 +71,7 @@ pub fn fit_on_cluster(
     spec: &ModelSpec,
     seed: u64,
     train_fraction: f64,
+    read_back: bool,
 ) -> Result<ClusterOutcome> {
     use trainbench_engine_spark::connect::{ClusterJob, run_on_cluster};
     if load.delimiter.is_some()
@@ -69,10 +95,20 @@ pub fn fit_on_cluster(
         test_fraction: prep.test_fraction,
         test_data: prep.test_data.as_deref().map(as_server_sees),
         train_fraction,
+        read_back,
     };
-    let run = run_on_cluster(remote, &job)?;
+    let mut run = run_on_cluster(remote, &job)?;
     let report = ClassificationReport::from_proba(&run.labels, &run.proba, run.classes.len())?;
+    let read_back = match run.read_back.take() {
+        Some(r) => Some(ReadBackModel {
+            state: r.model.to_json()?,
+            preprocessor: r.preprocessor,
+            check: ReadBackCheck { rows: r.checked_rows, max_gap: r.max_gap },
+        }),
+        None => None,
+    };
     Ok(ClusterOutcome {
+        read_back,
         report,
         info: ClusterInfo {
             remote: remote.to_owned(),
@@ -99,6 +135,7 @@ pub fn fit_on_cluster(
 
 /// Without the `spark-connect` feature there is no cluster mode; say how to get it.
 #[cfg(not(feature = "spark-connect"))]
+#[allow(clippy::too_many_arguments)]
 pub fn fit_on_cluster(
     remote: &str,
     _data: &Path,
@@ -107,6 +144,7 @@ pub fn fit_on_cluster(
     _spec: &ModelSpec,
     _seed: u64,
     _train_fraction: f64,
+    _read_back: bool,
 ) -> Result<ClusterOutcome> {
     bail!(
         "--spark-remote {remote}: this trainbench was built without Spark Connect support; rebuild with the \

@@ -387,12 +387,17 @@ fn preprocessing(g: &mut Graph, pre: &FittedPreprocessor) -> Result<String> {
                 };
                 parts.push(g.cast(&y, FLOAT));
             }
-            FittedColumn::Categorical { name, fill, levels } => {
+            FittedColumn::Categorical { name, fill, levels, other_slot, slot_scaling } => {
                 g.inputs.push(Graph::value(name, STRING, &[None, Some(1)]));
-                // Level → position; the empty string (missing) → the fill's; anything else → -1.
+                // Level → position; the empty string (missing) → the fill's; anything else → -1,
+                // or the extra slot's position when there is one.
+                let other = levels.len() as i64;
                 let mut keys = levels.clone();
-                let mut values: Vec<i64> = (0..levels.len() as i64).collect();
-                if let Some(p) = fill.as_ref().and_then(|f| levels.iter().position(|l| l == f)) {
+                let mut values: Vec<i64> = (0..other).collect();
+                if *other_slot {
+                    keys.push(String::new());
+                    values.push(other);
+                } else if let Some(p) = fill.as_ref().and_then(|f| levels.iter().position(|l| l == f)) {
                     keys.push(String::new());
                     values.push(p as i64);
                 }
@@ -403,13 +408,24 @@ fn preprocessing(g: &mut Graph, pre: &FittedPreprocessor) -> Result<String> {
                     vec![
                         ("keys_strings", Attr::Strings(keys)),
                         ("values_int64s", Attr::Ints(values)),
-                        ("default_int64", Attr::Int(-1)),
+                        ("default_int64", Attr::Int(if *other_slot { other } else { -1 })),
                     ],
                 );
                 if one_hot {
-                    let positions = g.int64s("levels", &[levels.len()], (0..levels.len() as i64).collect());
+                    let slots = levels.len() + usize::from(*other_slot);
+                    let positions = g.int64s("levels", &[slots], (0..slots as i64).collect());
                     let hot = g.op("Equal", &[&index, &positions], vec![]);
-                    parts.push(g.cast(&hot, FLOAT));
+                    if slot_scaling.is_empty() {
+                        parts.push(g.cast(&hot, FLOAT));
+                    } else {
+                        // (x - shift) * scale per slot, in f64 as the preprocessor computes it.
+                        let x = g.cast(&hot, DOUBLE);
+                        let shift = g.doubles("shift", &[slots], slot_scaling.iter().map(|s| s.0).collect());
+                        let scale = g.doubles("scale", &[slots], slot_scaling.iter().map(|s| s.1).collect());
+                        let centred = g.op("Sub", &[&x, &shift], vec![]);
+                        let y = g.op("Mul", &[&centred, &scale], vec![]);
+                        parts.push(g.cast(&y, FLOAT));
+                    }
                 } else {
                     // An unseen level is encoded as the number of levels (`--unseen ignore`).
                     let (none, past) =

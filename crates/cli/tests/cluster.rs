@@ -8,7 +8,7 @@ mod common;
 use std::io::Write;
 use std::process::Command;
 
-use common::{json, json_with_failures, trainbench};
+use common::{json, json_with_failures, onnx_agrees_with_predict, trainbench};
 
 fn remote(test: &str) -> Option<String> {
     match std::env::var("TRAINBENCH_SPARK_REMOTE") {
@@ -143,6 +143,54 @@ fn train_and_compare_on_spark_through_spark_connect() {
         .output()
         .expect("python3 runs");
     assert!(check.status.success(), "results.json does not validate: {}", String::from_utf8_lossy(&check.stderr));
+}
+
+/// `train --spark-remote --save`: Spark's fitted stages and model are read back. The saved model
+/// gives Spark's probabilities on the test rows (the read-back check, row by row), `predict`
+/// scores the raw test file as Spark did, and its ONNX export agrees with `predict`.
+#[test]
+fn a_model_trained_on_spark_is_saved_predicted_and_exported() {
+    let Some(remote) = remote("a_model_trained_on_spark_is_saved_predicted_and_exported") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // One generated file cut into training and test rows (another seed draws another rule).
+    let generate = |args: &[&str], train: &str, test: &str, test_rows: usize| {
+        json(&trainbench(&[&["gen"], args, &["--out", "all.csv", "--json"]].concat(), d));
+        let text = std::fs::read_to_string(d.join("all.csv")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let cut = lines.len() - test_rows;
+        std::fs::write(d.join(train), format!("{}\n", lines[..cut].join("\n"))).unwrap();
+        // A city never seen in training on some test rows: Spark's "keep" slot takes it.
+        let test_text = format!("{}\n{}\n", lines[0], lines[cut..].join("\n")).replacen("Lisbon", "Oslo", 20);
+        std::fs::write(d.join(test), test_text).unwrap();
+    };
+    generate(&["mixed", "--rows", "2400", "--seed", "3"], "train.csv", "test.csv", 400);
+    let multiclass = ["multiclass", "--classes", "3", "--features", "6", "--rows", "1800", "--seed", "5"];
+    generate(&multiclass, "mc.csv", "mc-test.csv", 300);
+    let cases: [(&str, &str, &str, u64, &[&str]); 4] = [
+        ("lr", "train.csv", "test.csv", 8, &["--model", "lr"]),
+        ("tree", "train.csv", "test.csv", 8, &["--model", "tree", "--max-depth", "6"]),
+        ("mlp", "train.csv", "test.csv", 8, &["--model", "mlp", "--hidden", "8", "--max-iter", "40"]),
+        ("lr-multinomial", "mc.csv", "mc-test.csv", 6, &["--model", "lr"]),
+    ];
+    for (name, train, test, inputs, args) in cases {
+        let model = format!("{name}.json");
+        let common = ["train", "--engine", "spark", "--data", train, "--test-data", test, "--spark-remote", &remote];
+        let t = json(&trainbench(&[&common[..], &["--save", &model, "--json"], args].concat(), d));
+        let rows = t["test_rows"].as_u64().unwrap();
+        assert_eq!(t["read_back"]["rows"].as_u64(), Some(rows.min(1000)), "{name}: {t}");
+        let gap = t["read_back"]["max_gap"].as_f64().unwrap();
+        assert!(gap <= 1e-5, "{name}: the saved model differs from Spark's probabilities by {gap}");
+        // The raw test file through the saved model: Spark's accuracy (a row whose two best
+        // classes tie within the gap may go either way).
+        let p = json(&trainbench(&["predict", "--model", &model, "--data", test, "--out", "p.csv", "--json"], d));
+        assert_eq!(p["labelled_rows"].as_u64(), Some(rows), "{name}");
+        let (ours, spark) = (p["accuracy"].as_f64().unwrap(), t["scores"]["accuracy"].as_f64().unwrap());
+        assert!((ours - spark).abs() <= 1.0 / rows as f64 + 1e-12, "{name}: predict {ours} vs Spark {spark}");
+        let onnx = onnx_agrees_with_predict(d, name, &model, test);
+        assert_eq!((onnx.inputs, onnx.rows as u64), (inputs, rows), "{name}");
+        assert!(onnx.gap <= 1e-5, "{name}: ONNX differs from predict by {}", onnx.gap);
+    }
 }
 
 /// A second, private server is killed while a study runs on it: its runs are recorded as failed

@@ -4,26 +4,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{json, stderr, trainbench};
-
-/// Probabilities and predicted class of each row of a CSV written by `predict` (after its
-/// `line` column) or by the ONNX Runtime script.
-fn read(path: &std::path::Path, skip_header: bool, skip_first_column: bool) -> Vec<(Vec<f64>, String)> {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
-        .skip(usize::from(skip_header))
-        .map(|l| {
-            let mut cells: Vec<&str> = l.split(',').collect();
-            if skip_first_column {
-                cells.remove(0);
-            }
-            let label = cells.pop().unwrap().to_owned();
-            (cells.iter().map(|c| c.parse().unwrap()).collect(), label)
-        })
-        .collect()
-}
+use common::{json, onnx_agrees_with_predict, stderr, trainbench};
 
 #[test]
 fn exported_models_give_predicts_probabilities_in_onnx_runtime() {
@@ -31,7 +12,6 @@ fn exported_models_give_predicts_probabilities_in_onnx_runtime() {
     let d = dir.path();
     json(&trainbench(&["gen", "mixed", "--rows", "3000", "--seed", "1", "--out", "train.csv", "--json"], d));
     json(&trainbench(&["gen", "mixed", "--rows", "600", "--seed", "2", "--out", "new.csv", "--json"], d));
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/onnx_predict.py");
     let cases: [(&str, &[&str]); 12] = [
         ("lr", &["--engine", "spark", "--model", "lr"]),
         (
@@ -108,34 +88,8 @@ fn exported_models_give_predicts_probabilities_in_onnx_runtime() {
             let state = std::fs::read_to_string(d.join(&model)).unwrap();
             assert!(state.contains("Categories"), "the tree has no category-set split to export");
         }
-        let onnx = format!("{name}.onnx");
-        let e = json(&trainbench(&["export", "--model", &model, "--out", &onnx, "--json"], d));
-        assert_eq!(e["inputs"], 8, "{name}: {e}");
-        let p = trainbench(&["predict", "--model", &model, "--data", "new.csv", "--out", "want.csv"], d);
-        assert!(p.status.success(), "{name}: {}", stderr(&p));
-        let o = Command::new("python3")
-            .arg(script)
-            .arg(d.join(&onnx))
-            .arg(d.join("new.csv"))
-            .arg(d.join("got.csv"))
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "{name}: ONNX Runtime failed (is `onnxruntime` installed? .ci/run installs it): {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let (want, got) = (read(&d.join("want.csv"), true, true), read(&d.join("got.csv"), false, false));
-        assert_eq!(want.len(), 600, "{name}");
-        assert_eq!(got.len(), want.len(), "{name}");
-        let mut worst = 0f64;
-        for (k, ((wp, wl), (gp, gl))) in want.iter().zip(&got).enumerate() {
-            assert_eq!(wp.len(), gp.len(), "{name}: row {k}");
-            for (a, b) in wp.iter().zip(gp) {
-                worst = worst.max((a - b).abs());
-            }
-            assert_eq!(wl, gl, "{name}: row {k}: {wp:?} vs {gp:?}");
-        }
-        assert!(worst <= 1e-5, "{name}: probabilities differ by up to {worst}");
+        let worst = onnx_agrees_with_predict(d, name, &model, "new.csv");
+        assert_eq!((worst.inputs, worst.rows), (8, 600), "{name}");
+        assert!(worst.gap <= 1e-5, "{name}: probabilities differ by up to {}", worst.gap);
     }
 }

@@ -96,6 +96,16 @@ pub enum FittedColumn {
         fill: Option<String>,
         /// Categories in output order.
         levels: Vec<String>,
+        /// One-hot only: one more feature after the levels, set for a missing or unseen value
+        /// (Spark's StringIndexer and OneHotEncoder with `handleInvalid = "keep"`); `fill` is
+        /// then not used.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        other_slot: bool,
+        /// One-hot only: each feature's `(shift, scale)`, the output being `(x - shift) * scale`
+        /// of its 0 or 1 in f64 (Spark's StandardScaler over the assembled vector). Empty: 0
+        /// and 1 as they are.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        slot_scaling: Vec<(f64, f64)>,
     },
 }
 
@@ -139,28 +149,13 @@ impl Preprocessor {
             return Err(Error::InvalidOption("cannot fit the preprocessor on 0 training rows".into()));
         }
         let mut columns = Vec::new();
-        let mut feature_names = Vec::new();
         for (_, column) in table.features() {
-            let fitted = match &column.data {
+            columns.push(match &column.data {
                 ColumnData::Numeric(v) => self.fit_numeric(column, v, rows)?,
                 ColumnData::Categorical { codes, levels } => self.fit_categorical(column, codes, levels, rows),
-            };
-            match &fitted {
-                FittedColumn::Numeric { name, .. } => feature_names.push(name.clone()),
-                FittedColumn::Categorical { name, levels, .. } => match self.options.encoding {
-                    Encoding::OneHot => feature_names.extend(levels.iter().map(|l| format!("{name}={l}"))),
-                    Encoding::Index => feature_names.push(name.clone()),
-                },
-            }
-            columns.push(fitted);
+            });
         }
-        Ok(FittedPreprocessor {
-            options: self.options.clone(),
-            label: table.label_name().to_owned(),
-            classes: classes.to_vec(),
-            columns,
-            feature_names,
-        })
+        FittedPreprocessor::from_columns(self.options.clone(), table.label_name(), classes, columns)
     }
 
     fn fit_numeric(&self, column: &Column, values: &[f64], rows: &[usize]) -> Result<FittedColumn> {
@@ -221,7 +216,13 @@ impl Preprocessor {
             MissingPolicy::Constant(v) => Some(v.clone()),
             _ => fitted_levels.first().cloned(),
         };
-        FittedColumn::Categorical { name: column.name.clone(), fill, levels: fitted_levels }
+        FittedColumn::Categorical {
+            name: column.name.clone(),
+            fill,
+            levels: fitted_levels,
+            other_slot: false,
+            slot_scaling: Vec::new(),
+        }
     }
 }
 
@@ -259,6 +260,45 @@ fn most_frequent_number(values: &[f64]) -> f64 {
 }
 
 impl FittedPreprocessor {
+    /// A preprocessor from fitted columns, as another system fitted them (Spark's stages, read
+    /// back from a cluster); the columns' order is the features' order.
+    pub fn from_columns(
+        options: PreprocessOptions,
+        label: &str,
+        classes: &[String],
+        columns: Vec<FittedColumn>,
+    ) -> Result<Self> {
+        let mut feature_names = Vec::new();
+        for column in &columns {
+            match column {
+                FittedColumn::Numeric { name, .. } => feature_names.push(name.clone()),
+                FittedColumn::Categorical { name, levels, other_slot, slot_scaling, .. } => {
+                    if options.encoding == Encoding::Index {
+                        if *other_slot || !slot_scaling.is_empty() {
+                            return Err(Error::InvalidOption(format!(
+                                "column '{name}': an extra slot and per-slot scaling need one-hot encoding"
+                            )));
+                        }
+                        feature_names.push(name.clone());
+                        continue;
+                    }
+                    let width = levels.len() + usize::from(*other_slot);
+                    if !slot_scaling.is_empty() && slot_scaling.len() != width {
+                        return Err(Error::InvalidOption(format!(
+                            "column '{name}': {} slot scalings for {width} one-hot features",
+                            slot_scaling.len()
+                        )));
+                    }
+                    feature_names.extend(levels.iter().map(|l| format!("{name}={l}")));
+                    if *other_slot {
+                        feature_names.push(format!("{name}=(other)"));
+                    }
+                }
+            }
+        }
+        Ok(FittedPreprocessor { options, label: label.to_owned(), classes: classes.to_vec(), columns, feature_names })
+    }
+
     /// What each input column became, in feature order.
     pub fn fitted_columns(&self) -> &[FittedColumn] {
         &self.columns
@@ -404,7 +444,9 @@ impl FittedPreprocessor {
     fn width_of(&self, fitted: &FittedColumn) -> usize {
         match fitted {
             FittedColumn::Numeric { .. } => 1,
-            FittedColumn::Categorical { levels, .. } if self.options.encoding == Encoding::OneHot => levels.len(),
+            FittedColumn::Categorical { levels, other_slot, .. } if self.options.encoding == Encoding::OneHot => {
+                levels.len() + usize::from(*other_slot)
+            }
             FittedColumn::Categorical { .. } => 1,
         }
     }
@@ -549,7 +591,7 @@ impl FittedPreprocessor {
                     offset += 1;
                 }
                 (
-                    FittedColumn::Categorical { fill, levels: fitted_levels, .. },
+                    FittedColumn::Categorical { fill, levels: fitted_levels, other_slot, slot_scaling, .. },
                     ColumnData::Categorical { codes, levels },
                 ) => {
                     let index: HashMap<&str, usize> =
@@ -558,9 +600,13 @@ impl FittedPreprocessor {
                     let code_to_index: Vec<Option<usize>> =
                         levels.iter().map(|l| index.get(l.as_str()).copied()).collect();
                     let one_hot = self.options.encoding == Encoding::OneHot;
+                    let other = other_slot.then_some(fitted_levels.len());
+                    let slots = fitted_levels.len() + usize::from(*other_slot);
                     for (i, &r) in rows.iter().enumerate() {
                         let code = codes[r];
-                        let (position, shown) = if code == MISSING_CODE {
+                        let (position, shown) = if code == MISSING_CODE && other.is_some() {
+                            (other, String::new())
+                        } else if code == MISSING_CODE {
                             counts.imputed_cells += 1;
                             match fill_index {
                                 None => return Err(missing_error(i)),
@@ -569,14 +615,11 @@ impl FittedPreprocessor {
                         } else {
                             (code_to_index[code as usize], levels[code as usize].clone())
                         };
-                        match position {
-                            Some(p) if one_hot => out[i * width + offset + p] = 1.0,
-                            Some(p) => out[i * width + offset] = p as f32,
-                            None if self.options.unseen == UnseenPolicy::Ignore => {
+                        let position = match position {
+                            Some(p) => Some(p),
+                            None if other.is_some() || self.options.unseen == UnseenPolicy::Ignore => {
                                 counts.unseen_categories += 1;
-                                if !one_hot {
-                                    out[i * width + offset] = fitted_levels.len() as f32;
-                                }
+                                other
                             }
                             None => {
                                 return Err(Error::UnseenCategory {
@@ -585,9 +628,21 @@ impl FittedPreprocessor {
                                     row: first + i,
                                 });
                             }
+                        };
+                        let row = &mut out[i * width + offset..];
+                        if !one_hot {
+                            // An unseen level is one past the last index.
+                            row[0] = position.unwrap_or(fitted_levels.len()) as f32;
+                        } else if !slot_scaling.is_empty() {
+                            for (k, (y, (shift, scale))) in row[..slots].iter_mut().zip(slot_scaling).enumerate() {
+                                let x = if position == Some(k) { 1.0 } else { 0.0 };
+                                *y = ((x - shift) * scale) as f32;
+                            }
+                        } else if let Some(p) = position {
+                            row[p] = 1.0;
                         }
                     }
-                    offset += if one_hot { fitted_levels.len() } else { 1 };
+                    offset += if one_hot { slots } else { 1 };
                 }
                 (_, data) => {
                     let found = match data {
@@ -702,6 +757,46 @@ mod tests {
         let (p, _) = fitted.transform(&t, Some(&[0, 1, 3])).unwrap();
         // red (2 rows) = 0, blue = 1, unseen green = 2.
         assert_eq!([p.row(0)[1], p.row(1)[1], p.row(2)[1]], [0.0, 1.0, 2.0]);
+    }
+
+    #[test]
+    fn spark_style_columns_keep_an_other_slot_and_scale_every_slot() {
+        let t = table(TRAIN);
+        let colour = |slot_scaling| FittedColumn::Categorical {
+            name: "colour".into(),
+            fill: None,
+            levels: vec!["red".into(), "blue".into()],
+            other_slot: true,
+            slot_scaling,
+        };
+        let x = FittedColumn::Numeric { name: "x".into(), fill: Some(3.0), shift: 3.0, scale: 0.5, constant: None };
+        let columns = vec![x.clone(), colour(vec![(0.5, 2.0), (0.25, 4.0), (0.25, 2.0)])];
+        let pre =
+            FittedPreprocessor::from_columns(PreprocessOptions::default(), "y", &t.class_names(), columns).unwrap();
+        assert_eq!(pre.feature_names(), ["x", "colour=red", "colour=blue", "colour=(other)"]);
+        let (p, counts) = pre.transform(&t, None).unwrap();
+        assert_eq!(p.row(0), [-1.0, 1.0, -1.0, -0.5]);
+        // Unseen green and a missing colour both take the other slot.
+        assert_eq!(p.row(3), [0.0, -1.0, -1.0, 1.5]);
+        assert_eq!(p.row(4), [1.5, -1.0, -1.0, 1.5]);
+        assert_eq!((counts.imputed_cells, counts.unseen_categories), (1, 1));
+        // Without scaling, the slots are 0 and 1.
+        let pre = FittedPreprocessor::from_columns(
+            PreprocessOptions::default(),
+            "y",
+            &t.class_names(),
+            vec![x.clone(), colour(Vec::new())],
+        )
+        .unwrap();
+        assert_eq!(pre.transform(&t, Some(&[3])).unwrap().0.row(0)[1..], [0.0, 0.0, 1.0]);
+        let err = FittedPreprocessor::from_columns(
+            PreprocessOptions::default(),
+            "y",
+            &t.class_names(),
+            vec![x, colour(vec![(0.0, 1.0)])],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("1 slot scalings for 3 one-hot features"), "{err}");
     }
 
     #[test]

@@ -54,6 +54,7 @@ fn job(data: &Path, kind: ModelKind, params: Params, test_data: Option<&Path>) -
         test_fraction: 0.25,
         test_data: test_data.map(|p| p.display().to_string()),
         train_fraction: 1.0,
+        read_back: false,
     }
 }
 

@@ -530,8 +530,16 @@ fn one_run(study: &StudyArgs, plan: &RunPlan, data: &StudyData, progress: &LiveP
     if let (EngineKind::Spark, Some(remote)) = (plan.engine, &study.run.spark_remote) {
         let mut record = plan.record(0);
         let fraction = plan.sweep.map_or(1.0, |s| s.fraction);
-        match cluster::fit_on_cluster(remote, &data.path, &study.load, &study.prep, plan.spec, plan.ctx.seed, fraction)
-        {
+        match cluster::fit_on_cluster(
+            remote,
+            &data.path,
+            &study.load,
+            &study.prep,
+            plan.spec,
+            plan.ctx.seed,
+            fraction,
+            false,
+        ) {
             Ok(o) => cluster::fill_record(&mut record, o),
             Err(err) => {
                 record.workers = 0;

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::Serialize;
 use trainbench_data::{prepare, write_quarantine};
-use trainbench_engine::{EngineKind, ModelKind, ModelSpec, Params, SavedModel};
+use trainbench_engine::{EngineKind, ModelKind, ModelSpec, Params, SavedModel, TrainLog};
 use trainbench_metrics::{ClassScores, ClassificationReport, Phase, PhaseTimers};
 
 use crate::args::{LoadArgs, ModelArgs, PrepArgs, RunArgs, choice};
@@ -65,6 +65,9 @@ struct TrainOutput<'a> {
     /// The label column (a cluster run: the one Spark used).
     label: Option<String>,
     saved: Option<&'a PathBuf>,
+    /// A cluster run saved: the read-back model against Spark's probabilities on test rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    read_back: Option<cluster::ReadBackCheck>,
 }
 
 /// The model's parameters: the flags given, and `--precision` as the spark MLP's `precision`
@@ -145,6 +148,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         phase_seconds: timers.iter().map(|(p, s)| (p.name(), s)).collect(),
         label: None,
         saved: args.save.as_ref(),
+        read_back: None,
     };
     // Printed whatever MLflow answers; its failure is the command's error after.
     let tracked = tracker.as_ref().map_or(Ok(()), |t| track(t, &output, start_ms, args.save.as_deref()));
@@ -233,9 +237,6 @@ fn run_on_cluster(
     remote: &str,
     tracker: Option<(&mlflow::Tracker, i64)>,
 ) -> Result<()> {
-    if args.save.is_some() {
-        bail!("--save works with the embedded engines; a model trained through --spark-remote stays on the cluster");
-    }
     let spinner = output::spinner(&format!("training spark {} on {remote}", spec.kind.name()), args.json);
     let plan = RunPlan {
         id: format!("spark/{}/seed{}", spec.kind.name(), args.prep.seed),
@@ -245,9 +246,37 @@ fn run_on_cluster(
         precision: trainbench_engine::Precision::F64,
         sweep: None,
     };
-    let o = cluster::fit_on_cluster(remote, &args.data, &args.load, &args.prep, spec, args.prep.seed, 1.0)?;
+    let mut o = cluster::fit_on_cluster(
+        remote,
+        &args.data,
+        &args.load,
+        &args.prep,
+        spec,
+        args.prep.seed,
+        1.0,
+        args.save.is_some(),
+    )?;
     spinner.finish_and_clear();
     let mut record = plan.record(o.train_rows);
+    let read_back = match (&args.save, o.read_back.take()) {
+        (Some(path), Some(model)) => {
+            let saved = SavedModel {
+                format: SavedModel::FORMAT,
+                engine: EngineKind::Spark.name().to_owned(),
+                spec: spec.clone(),
+                preprocessor: model.preprocessor,
+                state: model.state,
+                log: TrainLog {
+                    fit_seconds: o.fit_seconds,
+                    stop_reason: "fitted by Spark MLlib".into(),
+                    ..TrainLog::default()
+                },
+            };
+            saved.save(path)?;
+            Some(model.check)
+        }
+        _ => None,
+    };
     let report = o.report.clone();
     let (label, classes, features, test_rows) = (o.label.clone(), o.classes.clone(), o.features, o.info.test_rows);
     let phases = BTreeMap::from([
@@ -265,14 +294,23 @@ fn run_on_cluster(
         per_class: &report.per_class,
         phase_seconds: phases,
         label: Some(label),
-        saved: None,
+        saved: args.save.as_ref(),
+        read_back,
     };
-    let tracked = tracker.map_or(Ok(()), |(t, start_ms)| track(t, &output, start_ms, None));
+    let tracked = tracker.map_or(Ok(()), |(t, start_ms)| track(t, &output, start_ms, args.save.as_deref()));
     if args.json {
         println!("{}", serde_json::to_string(&output)?);
         return tracked;
     }
     print_run(&output, &report);
+    if let (Some(path), Some(check)) = (&args.save, read_back) {
+        println!(
+            "\nsaved to {} (read back from Spark: on {} test rows its probabilities are Spark's within {:.1e})",
+            path.display(),
+            check.rows,
+            check.max_gap
+        );
+    }
     tracked
 }
 

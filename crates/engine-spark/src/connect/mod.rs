@@ -13,7 +13,10 @@
 //! 4. fit `LogisticRegression`, `DecisionTreeClassifier` or `MultilayerPerceptronClassifier`
 //!    with the embedded engine's parameters under their MLlib names;
 //! 5. predict the test part; score it with Spark's `MulticlassClassificationEvaluator` and return
-//!    the (label, probability) pairs so the caller scores them with trainbench's own metrics.
+//!    the (label, probability) pairs so the caller scores them with trainbench's own metrics;
+//! 6. when asked ([`ClusterJob::read_back`]), read the fitted stages and model back as
+//!    trainbench's preprocessor and the spark engine's model, checked on test rows
+//!    (`read_back.rs`).
 //!
 //! Fitting goes through the protocol's ML commands (`MlCommand.Fit` with the estimator's class
 //! name, `MlRelation.Transform` with the fitted model's reference), built here: the
@@ -22,6 +25,9 @@
 
 mod client;
 mod plan;
+mod read_back;
+
+pub use read_back::ReadBack;
 
 use std::time::{Duration, Instant};
 
@@ -82,6 +88,8 @@ pub struct ClusterJob {
     /// Share of the training rows to train on (a seeded sample; above 1, drawn with
     /// replacement), for scaling studies. 1 trains on all.
     pub train_fraction: f64,
+    /// Read the fitted stages and model back ([`ReadBack`]), to save them.
+    pub read_back: bool,
 }
 
 /// Wall seconds of each phase, as the client saw them.
@@ -98,7 +106,7 @@ pub struct ClusterPhases {
 }
 
 /// What a cluster job produced.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ClusterRun {
     /// The server's Spark version.
     pub spark_version: String,
@@ -131,6 +139,8 @@ pub struct ClusterRun {
     pub phases: ClusterPhases,
     /// CPU and memory of the server process during the fit, when it runs on this machine.
     pub server_fit_resources: Option<ResourceSummary>,
+    /// The fitted stages and model, when the job asked for them.
+    pub read_back: Option<ReadBack>,
 }
 
 /// Checks that a Spark Connect server answers at `remote`; returns its Spark version.
@@ -162,6 +172,19 @@ pub fn run_on_cluster(remote: &str, job: &ClusterJob) -> Result<ClusterRun, Clus
     let preprocess_seconds = started.elapsed().as_secs_f64();
     let fit = c.fit(&estimator, &prepared, split.classes.len(), remote)?;
     let predicted = c.predict(&fit.model, &prepared, split.classes.len())?;
+    let read_back = if job.read_back {
+        let model =
+            read_back::read_back(&mut c.s, &prepared.stages, &estimator, &fit.model, &read.label, prepared.features)?;
+        if model.preprocessor.classes() != split.classes.as_slice() {
+            return Err(ClusterError::Spark {
+                step: "reading back the label's classes".into(),
+                message: format!("{:?} where the split found {:?}", model.preprocessor.classes(), split.classes),
+            });
+        }
+        Some(model)
+    } else {
+        None
+    };
     Ok(ClusterRun {
         spark_version,
         label: read.label,
@@ -183,6 +206,7 @@ pub fn run_on_cluster(remote: &str, job: &ClusterJob) -> Result<ClusterRun, Clus
             predict_seconds: predicted.seconds,
         },
         server_fit_resources: fit.resources,
+        read_back,
     })
 }
 
@@ -220,6 +244,7 @@ struct PreparedViews {
     train_rows: i64,
     test_rows: i64,
     features: usize,
+    stages: read_back::FittedStages,
 }
 
 /// A fitted model on the server.
@@ -477,10 +502,9 @@ impl Job<'_> {
                 step,
             )
             .and_then(|r| model_ref(r, step))?;
-        let prepared = |split: &str| {
-            let all = plan::transform_with_model(&scaler, assemble(apply(&stages, train_input(split))));
-            plan::project(all, vec![col(label_col), col("trainbench_features")])
-        };
+        let all_stages =
+            |split: &str| plan::transform_with_model(&scaler, assemble(apply(&stages, train_input(split))));
+        let prepared = |split: &str| plan::project(all_stages(split), vec![col(label_col), col("trainbench_features")]);
         let (train, test) = (format!("trainbench_train_{}", self.tag), format!("trainbench_test_{}", self.tag));
         s.cache_view(&train, prepared(train_split), "preparing the training rows")?;
         s.cache_view(&test, prepared(test_split), "preparing the test rows")?;
@@ -506,7 +530,18 @@ impl Job<'_> {
             "measuring the feature vector",
         )?;
         let features = int_at(&width, 0).unwrap_or(0) as usize;
-        Ok(PreparedViews { train, test, train_rows, test_rows, features })
+        let test_rows_plan = all_stages(test_split);
+        // stages: the label's indexer, then the string columns' indexer and encoder, then the imputer.
+        let stages = read_back::FittedStages {
+            label_indexer: stages[0].clone(),
+            indexer_and_encoder: (!categorical.is_empty()).then(|| (stages[1].clone(), stages[2].clone())),
+            imputer: (!numeric.is_empty()).then(|| stages[stages.len() - 1].clone()),
+            categorical,
+            numeric: columns.iter().filter(|(c, _)| numeric.contains(c)).cloned().collect(),
+            scaler: scaler.clone(),
+            test_rows: test_rows_plan,
+        };
+        Ok(PreparedViews { train, test, train_rows, test_rows, features, stages })
     }
 
     /// Step 4: fit the model, with the server's CPU and memory sampled when it runs here, and read

@@ -213,6 +213,48 @@ pub(crate) fn fetch(model: &str, methods: &[&str]) -> pb::MlCommand {
     }
 }
 
+/// Calls `method(argument)` on the server-side object `model` (e.g. `predictRaw` of a vector).
+pub(crate) fn fetch_with(model: &str, method: &str, argument: pb::expression::Literal) -> pb::MlCommand {
+    let args = vec![pb::fetch::method::Args { args_type: Some(pb::fetch::method::args::ArgsType::Param(argument)) }];
+    pb::MlCommand {
+        command: Some(pb::ml_command::Command::Fetch(pb::Fetch {
+            obj_ref: Some(pb::ObjectRef { id: model.to_owned() }),
+            methods: vec![pb::fetch::Method { method: method.to_owned(), args }],
+        })),
+    }
+}
+
+/// A method of the server-side object `model` that returns a DataFrame (e.g. an Imputer's
+/// `surrogateDF`), as a relation.
+pub(crate) fn fetch_relation(model: &str, method: &str) -> pb::Relation {
+    relation(pb::relation::RelType::MlRelation(Box::new(pb::MlRelation {
+        ml_type: Some(pb::ml_relation::MlType::Fetch(pb::Fetch {
+            obj_ref: Some(pb::ObjectRef { id: model.to_owned() }),
+            methods: vec![pb::fetch::Method { method: method.to_owned(), args: Vec::new() }],
+        })),
+        model_summary_dataset: None,
+    })))
+}
+
+/// A dense ML vector as a literal, the way PySpark sends one: a struct of the `VectorUDT`
+/// (type 1 = dense, size and indices null, the values).
+#[allow(deprecated)] // `Struct.struct_type` is deprecated; servers still read the UDT from it.
+pub(crate) fn dense_vector(values: &[f64]) -> pb::expression::Literal {
+    use pb::expression::literal::{LiteralType as L, SpecializedArray, Struct, specialized_array::ValueType};
+    let lit = |t: L| pb::expression::Literal { literal_type: Some(t), data_type: None };
+    let null = || lit(L::Null(data_type(pb::data_type::Kind::Null(pb::data_type::Null::default()))));
+    let udt = pb::data_type::Udt {
+        r#type: "udt".into(),
+        jvm_class: Some("org.apache.spark.ml.linalg.VectorUDT".into()),
+        ..Default::default()
+    };
+    let doubles = SpecializedArray { value_type: Some(ValueType::Doubles(pb::Doubles { values: values.to_vec() })) };
+    lit(L::Struct(Struct {
+        struct_type: Some(data_type(pb::data_type::Kind::Udt(Box::new(udt)))),
+        elements: vec![lit(L::Byte(1)), null(), null(), lit(L::SpecializedArray(doubles))],
+    }))
+}
+
 /// Evaluator `class` with `list` on `dataset`.
 pub(crate) fn evaluate(class: &str, list: &[(&str, Param)], dataset: pb::Relation) -> pb::MlCommand {
     pb::MlCommand {
