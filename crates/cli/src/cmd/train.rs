@@ -37,7 +37,8 @@ pub struct TrainArgs {
     pub run: RunArgs,
     #[command(flatten)]
     pub params: ModelArgs,
-    /// Save the model, with its fitted preprocessor, to this file.
+    /// Save the model, with its fitted preprocessor, to this file (with --spark-remote: Spark's
+    /// fitted stages and model, read back and checked against Spark's probabilities).
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
     /// Print one JSON object instead of text.
