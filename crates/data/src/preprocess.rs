@@ -604,16 +604,13 @@ impl FittedPreprocessor {
                     let slots = fitted_levels.len() + usize::from(*other_slot);
                     for (i, &r) in rows.iter().enumerate() {
                         let code = codes[r];
-                        let (position, shown) = if code == MISSING_CODE && other.is_some() {
-                            (other, String::new())
+                        let position = if code == MISSING_CODE && other.is_some() {
+                            other
                         } else if code == MISSING_CODE {
                             counts.imputed_cells += 1;
-                            match fill_index {
-                                None => return Err(missing_error(i)),
-                                Some(p) => (p, fill.clone().unwrap_or_default()),
-                            }
+                            fill_index.ok_or_else(|| missing_error(i))?
                         } else {
-                            (code_to_index[code as usize], levels[code as usize].clone())
+                            code_to_index[code as usize]
                         };
                         let position = match position {
                             Some(p) => Some(p),
@@ -622,9 +619,11 @@ impl FittedPreprocessor {
                                 other
                             }
                             None => {
+                                // The value is named only here: no string per row on the way.
+                                let value = if code == MISSING_CODE { fill.clone() } else { None };
                                 return Err(Error::UnseenCategory {
                                     column: name.clone(),
-                                    value: shown,
+                                    value: value.unwrap_or_else(|| levels[code as usize].clone()),
                                     row: first + i,
                                 });
                             }

@@ -24,6 +24,7 @@
 //! `VectorAssembler` sends its column list as one string instead of an array.
 
 mod client;
+mod literal;
 mod plan;
 mod read_back;
 
@@ -425,7 +426,7 @@ impl Job<'_> {
             s.ml(plan::fit(class, params, apply(stages, train_input(train_split))), step)
                 .and_then(|r| model_ref(r, step))
         };
-        stages.push(fitted(
+        let label_indexer = fitted(
             s,
             "org.apache.spark.ml.feature.StringIndexer",
             &[
@@ -435,12 +436,14 @@ impl Job<'_> {
                 ("handleInvalid", Param::Str("error".into())),
             ],
             &stages,
-        )?);
+        )?;
+        stages.push(label_indexer.clone());
         let mut assembled_inputs = Vec::new();
+        let mut indexer_and_encoder = None;
         if !categorical.is_empty() {
             let indexed: Vec<String> = categorical.iter().map(|c| format!("trainbench_idx_{c}")).collect();
             let encoded: Vec<String> = categorical.iter().map(|c| format!("trainbench_vec_{c}")).collect();
-            stages.push(fitted(
+            let indexer = fitted(
                 s,
                 "org.apache.spark.ml.feature.StringIndexer",
                 &[
@@ -449,8 +452,9 @@ impl Job<'_> {
                     ("handleInvalid", Param::Str("keep".into())),
                 ],
                 &stages,
-            )?);
-            stages.push(fitted(
+            )?;
+            stages.push(indexer.clone());
+            let encoder = fitted(
                 s,
                 "org.apache.spark.ml.feature.OneHotEncoder",
                 &[
@@ -459,12 +463,15 @@ impl Job<'_> {
                     ("handleInvalid", Param::Str("keep".into())),
                 ],
                 &stages,
-            )?);
+            )?;
+            stages.push(encoder.clone());
+            indexer_and_encoder = Some((indexer, encoder));
             assembled_inputs.extend(encoded);
         }
+        let mut imputer = None;
         if !numeric.is_empty() {
             let imputed: Vec<String> = numeric.iter().map(|c| format!("trainbench_imp_{c}")).collect();
-            stages.push(fitted(
+            let fitted_imputer = fitted(
                 s,
                 "org.apache.spark.ml.feature.Imputer",
                 &[
@@ -473,7 +480,9 @@ impl Job<'_> {
                     ("strategy", Param::Str("mean".into())),
                 ],
                 &stages,
-            )?);
+            )?;
+            stages.push(fitted_imputer.clone());
+            imputer = Some(fitted_imputer);
             assembled_inputs.splice(0..0, imputed);
         }
         let assemble = |input: pb::Relation| {
@@ -531,11 +540,10 @@ impl Job<'_> {
         )?;
         let features = int_at(&width, 0).unwrap_or(0) as usize;
         let test_rows_plan = all_stages(test_split);
-        // stages: the label's indexer, then the string columns' indexer and encoder, then the imputer.
         let stages = read_back::FittedStages {
-            label_indexer: stages[0].clone(),
-            indexer_and_encoder: (!categorical.is_empty()).then(|| (stages[1].clone(), stages[2].clone())),
-            imputer: (!numeric.is_empty()).then(|| stages[stages.len() - 1].clone()),
+            label_indexer,
+            indexer_and_encoder,
+            imputer,
             categorical,
             numeric: columns.iter().filter(|(c, _)| numeric.contains(c)).cloned().collect(),
             scaler: scaler.clone(),
@@ -570,7 +578,7 @@ impl Job<'_> {
         let iterations = s
             .ml(plan::fetch(&model, counter), "reading the iteration count")
             .ok()
-            .and_then(|r| int_result(&r))
+            .and_then(|r| literal::param(&r).and_then(literal::int))
             .map(|n| n as u64);
         Ok(Fitted { model, seconds: fit_seconds, resources: server_fit_resources, iterations })
     }
@@ -606,7 +614,8 @@ impl Job<'_> {
                 ),
                 &step,
             )?;
-            double_result(&result)
+            literal::param(&result)
+                .and_then(literal::double)
                 .ok_or(ClusterError::Spark { step, message: "the evaluator returned no number".into() })
         };
         let spark_accuracy = evaluate(s, "accuracy")?;
@@ -735,30 +744,6 @@ fn model_ref(result: pb::MlCommandResult, step: &str) -> Result<String, ClusterE
             _ => Err(ClusterError::Spark { step: step.into(), message: "the server returned no model".into() }),
         },
         _ => Err(ClusterError::Spark { step: step.into(), message: "the server returned no model".into() }),
-    }
-}
-
-fn double_result(result: &pb::MlCommandResult) -> Option<f64> {
-    use pb::expression::literal::LiteralType;
-    match &result.result_type {
-        Some(pb::ml_command_result::ResultType::Param(l)) => match l.literal_type {
-            Some(LiteralType::Double(d)) => Some(d),
-            Some(LiteralType::Float(f)) => Some(f64::from(f)),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-fn int_result(result: &pb::MlCommandResult) -> Option<i64> {
-    use pb::expression::literal::LiteralType;
-    match &result.result_type {
-        Some(pb::ml_command_result::ResultType::Param(l)) => match l.literal_type {
-            Some(LiteralType::Integer(i)) => Some(i64::from(i)),
-            Some(LiteralType::Long(i)) => Some(i),
-            _ => None,
-        },
-        _ => None,
     }
 }
 
