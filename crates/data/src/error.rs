@@ -155,6 +155,14 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// A prepared directory's file does not match its manifest (size, checksum) or cannot be read.
+    #[error("{}: prepared data is damaged: {reason}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What does not match.
+        reason: String,
+    },
 }
 
 fn describe_classes(classes: &[String]) -> String {

@@ -23,6 +23,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod buffer;
 mod clean;
 mod error;
 mod generator;
@@ -31,11 +32,13 @@ mod names;
 mod pipeline;
 mod predictions;
 mod prepared;
+mod prepared_dir;
 mod preprocess;
 mod split;
 mod table;
 mod window;
 
+pub use buffer::{Buffer, Plain, ToLe, write_le};
 pub use clean::{CleanOptions, CleanReport, MissingPolicy, clean};
 pub use error::{Error, Result};
 pub use generator::{GenOptions, GenSummary, Generator, generate};
@@ -48,10 +51,11 @@ pub use pipeline::{
     prepare, write_quarantine,
 };
 pub use predictions::PredictionWriter;
+pub use prepared_dir::{FileEntry, MANIFEST, Manifest, PartEntry, is_prepared_dir, open_prepared_dir, prepare_to_dir};
 pub use prepared::{PartitionView, Partitioned, Partitioning, Prepared};
 pub use preprocess::{
-    Encoding, FittedColumn, FittedPreprocessor, PreprocessOptions, Preprocessor, Scaling, TransformCounts, UnseenPolicy,
+    ColumnStats, Encoding, FittedColumn, FittedPreprocessor, NumericStats, PreprocessOptions, Preprocessor, Scaling, TransformCounts, UnseenPolicy,
 };
-pub use split::{Split, SplitOptions, split, stratified_kfold};
+pub use split::{Part, Split, SplitOptions, split, split_parts, stratified_kfold};
 pub use table::{Column, ColumnData, ColumnKind, MISSING_CODE, Table};
 pub use window::{WindowOptions, WindowSummary, write_windows};

@@ -210,8 +210,13 @@ fn load_and_clean(
     Ok((table, summary, quarantine))
 }
 
-/// Loads, cleans, splits and preprocesses `path`, timing each phase into `timers`.
+/// Loads, cleans, splits and preprocesses `path`, timing each phase into `timers`. A prepared
+/// directory (`trainbench prepare --out DIR`) is opened instead: its rows stay in its files,
+/// mapped, and its split and preprocessing are the ones it was prepared with.
 pub fn prepare(path: &Path, options: &PipelineOptions, timers: &mut PhaseTimers) -> Result<PreparedData> {
+    if crate::prepared_dir::is_prepared_dir(path) {
+        return timers.time(Phase::Load, || crate::prepared_dir::open_prepared_dir(path));
+    }
     options.split.validate()?;
     let (table, source, mut quarantine) = load_and_clean(path, options, timers)?;
     let test_part = match &options.test_data {

@@ -7,15 +7,17 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::buffer::Buffer;
+
 /// Features and labels ready for training or scoring.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prepared {
-    /// `rows × n_features` values, row after row.
-    pub features: Vec<f32>,
+    /// `rows × n_features` values, row after row: in memory, or mapped from a prepared directory.
+    pub features: Buffer<f32>,
     /// Width of a row.
     pub n_features: usize,
     /// Class index of each row (into `class_names`).
-    pub labels: Vec<u32>,
+    pub labels: Buffer<u32>,
     /// Name of each feature column (one-hot columns are `column=value`).
     pub feature_names: Vec<String>,
     /// Class names, index = label.
@@ -90,7 +92,7 @@ impl Prepared {
             features.extend_from_slice(self.row(r));
         }
         Prepared {
-            features,
+            features: features.into(),
             n_features: self.n_features,
             labels: rows.iter().map(|&r| self.labels[r]).collect(),
             feature_names: self.feature_names.clone(),

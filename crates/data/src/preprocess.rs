@@ -151,78 +151,184 @@ impl Preprocessor {
         let mut columns = Vec::new();
         for (_, column) in table.features() {
             columns.push(match &column.data {
-                ColumnData::Numeric(v) => self.fit_numeric(column, v, rows)?,
-                ColumnData::Categorical { codes, levels } => self.fit_categorical(column, codes, levels, rows),
+                ColumnData::Numeric(v) => {
+                    let mut present: Vec<f64> = rows.iter().map(|&r| v[r]).filter(|x| !x.is_nan()).collect();
+                    let mut stats = NumericStats::default();
+                    present.iter().for_each(|&x| stats.push(x));
+                    self.numeric_column(&column.name, &stats, rows.len() as u64, Some(&mut present))?
+                }
+                ColumnData::Categorical { codes, levels } => {
+                    let mut counts = vec![0u64; levels.len()];
+                    for &r in rows {
+                        if codes[r] != MISSING_CODE {
+                            counts[codes[r] as usize] += 1;
+                        }
+                    }
+                    self.categorical_column(&column.name, levels.iter().map(String::as_str).zip(counts))
+                }
             });
         }
         FittedPreprocessor::from_columns(self.options.clone(), table.label_name(), classes, columns)
     }
 
-    fn fit_numeric(&self, column: &Column, values: &[f64], rows: &[usize]) -> Result<FittedColumn> {
-        let mut present: Vec<f64> = rows.iter().map(|&r| values[r]).filter(|x| !x.is_nan()).collect();
-        if present.is_empty() {
-            return Err(Error::InvalidOption(format!(
-                "column '{}' has no value in the {} training rows",
-                column.name,
-                rows.len()
-            )));
+    /// The same fit from statistics gathered while streaming the training rows in file order
+    /// (a prepared directory's first pass): equal, to the bit, to [`Preprocessor::fit`] on the
+    /// same rows. `columns` are the feature columns in file order; `rows` the training rows.
+    pub fn fit_from_stats(
+        &self,
+        label: &str,
+        classes: &[String],
+        columns: &[(String, ColumnStats)],
+        rows: u64,
+    ) -> Result<FittedPreprocessor> {
+        if rows == 0 {
+            return Err(Error::InvalidOption("cannot fit the preprocessor on 0 training rows".into()));
         }
-        let n = present.len() as f64;
-        let mean = present.iter().sum::<f64>() / n;
-        let fill = match &self.options.missing {
-            MissingPolicy::Drop => None,
-            MissingPolicy::Mean => Some(mean),
-            MissingPolicy::Median => Some(median(&mut present)),
-            MissingPolicy::MostFrequent => Some(most_frequent_number(&present)),
-            MissingPolicy::Constant(v) => Some(v.trim().parse::<f64>().map_err(|_| {
-                Error::InvalidOption(format!(
-                    "constant '{v}' for missing values is not a number (column '{}')",
-                    column.name
-                ))
+        let mut fitted = Vec::new();
+        for (name, stats) in columns {
+            fitted.push(match stats {
+                ColumnStats::Numeric(stats) => self.numeric_column(name, stats, rows, None)?,
+                ColumnStats::Categorical(counts) => {
+                    self.categorical_column(name, counts.iter().map(|(level, &n)| (level.as_str(), n)))
+                }
+            });
+        }
+        FittedPreprocessor::from_columns(self.options.clone(), label, classes, fitted)
+    }
+
+    /// Whether statistics alone can fit this preprocessor (a median or a numeric mode needs
+    /// every value): the reason when not.
+    pub fn needs_all_values(&self) -> Option<String> {
+        match &self.options.missing {
+            MissingPolicy::Median | MissingPolicy::MostFrequent => Some(format!(
+                "--missing {} needs every training value of a numeric column in memory; a prepared \
+                 directory is fitted from mergeable statistics (count, mean, variance, min, max, \
+                 category counts): use --missing mean, constant:V or drop",
+                self.options.missing.name()
+            )),
+            _ => None,
+        }
+    }
+
+    /// A numeric column from its statistics; `values` (the present training values) only for a
+    /// fill that needs them all (median, most frequent).
+    fn numeric_column(
+        &self,
+        name: &str,
+        stats: &NumericStats,
+        rows: u64,
+        values: Option<&mut Vec<f64>>,
+    ) -> Result<FittedColumn> {
+        if stats.count == 0 {
+            return Err(Error::InvalidOption(format!("column '{name}' has no value in the {rows} training rows")));
+        }
+        let mean = stats.mean;
+        let fill = match (&self.options.missing, values) {
+            (MissingPolicy::Drop, _) => None,
+            (MissingPolicy::Mean, _) => Some(mean),
+            (MissingPolicy::Median, Some(values)) => Some(median(values)),
+            (MissingPolicy::MostFrequent, Some(values)) => Some(most_frequent_number(values)),
+            (MissingPolicy::Median | MissingPolicy::MostFrequent, None) => {
+                return Err(Error::InvalidOption(self.needs_all_values().unwrap_or_default()));
+            }
+            (MissingPolicy::Constant(v), _) => Some(v.trim().parse::<f64>().map_err(|_| {
+                Error::InvalidOption(format!("constant '{v}' for missing values is not a number (column '{name}')"))
             })?),
         };
         let (shift, scale, constant) = match self.options.scaling {
             Scaling::None => (0.0, 1.0, None),
             Scaling::Standard => {
-                let var = if present.len() > 1 {
-                    present.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0)
-                } else {
-                    0.0
-                };
-                let std = var.sqrt();
+                let std = stats.sample_variance().sqrt();
                 (mean, if std > 0.0 { 1.0 / std } else { 0.0 }, None)
             }
             Scaling::MinMax => {
-                let (lo, hi) =
-                    present.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+                let (lo, hi) = (stats.min, stats.max);
                 if hi > lo { (lo, 1.0 / (hi - lo), None) } else { (lo, 0.0, Some(0.5)) }
             }
         };
-        Ok(FittedColumn::Numeric { name: column.name.clone(), fill, shift, scale, constant })
+        Ok(FittedColumn::Numeric { name: name.to_owned(), fill, shift, scale, constant })
     }
 
-    fn fit_categorical(&self, column: &Column, codes: &[u32], levels: &[String], rows: &[usize]) -> FittedColumn {
-        let mut counts = vec![0usize; levels.len()];
-        for &r in rows {
-            if codes[r] != MISSING_CODE {
-                counts[codes[r] as usize] += 1;
-            }
-        }
-        let mut order: Vec<usize> = (0..levels.len()).filter(|&l| counts[l] > 0).collect();
-        order.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then_with(|| levels[a].cmp(&levels[b])));
-        let fitted_levels: Vec<String> = order.iter().map(|&l| levels[l].clone()).collect();
+    /// A categorical column from each level's count in the training rows.
+    fn categorical_column<'a>(&self, name: &str, counts: impl Iterator<Item = (&'a str, u64)>) -> FittedColumn {
+        let mut seen: Vec<(&str, u64)> = counts.filter(|&(_, n)| n > 0).collect();
+        // Most frequent first, ties alphabetical (Spark's StringIndexer `frequencyDesc`).
+        seen.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        let levels: Vec<String> = seen.into_iter().map(|(l, _)| l.to_owned()).collect();
         let fill = match &self.options.missing {
             MissingPolicy::Drop => None,
             MissingPolicy::Constant(v) => Some(v.clone()),
-            _ => fitted_levels.first().cloned(),
+            _ => levels.first().cloned(),
         };
-        FittedColumn::Categorical {
-            name: column.name.clone(),
-            fill,
-            levels: fitted_levels,
-            other_slot: false,
-            slot_scaling: Vec::new(),
+        FittedColumn::Categorical { name: name.to_owned(), fill, levels, other_slot: false, slot_scaling: Vec::new() }
+    }
+}
+
+/// What the fit needs of one feature column, gathered row by row: mergeable, so a file can be
+/// read in pieces (or by several processes) and the pieces' statistics combined.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnStats {
+    /// A numeric column.
+    Numeric(NumericStats),
+    /// A categorical column: each level's count.
+    Categorical(HashMap<String, u64>),
+}
+
+/// Count, mean, sum of squared deviations (Welford's update; pieces merged as Chan, Golub and
+/// LeVeque merge them), minimum and maximum of a column's present values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NumericStats {
+    /// Values seen.
+    pub count: u64,
+    /// Their mean.
+    pub mean: f64,
+    /// Sum of squared deviations from the mean.
+    pub m2: f64,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+}
+
+impl Default for NumericStats {
+    fn default() -> Self {
+        Self { count: 0, mean: 0.0, m2: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY }
+    }
+}
+
+impl NumericStats {
+    /// Adds one value (not NaN).
+    pub fn push(&mut self, x: f64) {
+        self.count += 1;
+        let delta = x - self.mean;
+        self.mean += delta / self.count as f64;
+        self.m2 += delta * (x - self.mean);
+        self.min = self.min.min(x);
+        self.max = self.max.max(x);
+    }
+
+    /// Adds the values `other` summarizes (Chan et al.'s pairwise update).
+    pub fn merge(&mut self, other: &NumericStats) {
+        if other.count == 0 {
+            return;
         }
+        if self.count == 0 {
+            *self = *other;
+            return;
+        }
+        let (n1, n2) = (self.count as f64, other.count as f64);
+        let n = n1 + n2;
+        let delta = other.mean - self.mean;
+        self.mean += delta * n2 / n;
+        self.m2 += other.m2 + delta * delta * n1 * n2 / n;
+        self.count += other.count;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
+    /// The sample variance (n − 1), 0 for fewer than two values.
+    pub fn sample_variance(&self) -> f64 {
+        if self.count > 1 { self.m2 / (self.count - 1) as f64 } else { 0.0 }
     }
 }
 
@@ -431,9 +537,9 @@ impl FittedPreprocessor {
 
     fn prepared(&self, features: Vec<f32>, labels: Vec<u32>) -> Prepared {
         Prepared {
-            features,
+            features: features.into(),
             n_features: self.feature_names.len(),
-            labels,
+            labels: labels.into(),
             feature_names: self.feature_names.clone(),
             class_names: self.classes.clone(),
             categorical_features: self.categorical_features(),
@@ -822,5 +928,31 @@ mod tests {
     fn statistics_helpers() {
         assert_eq!(median(&mut [3.0, 1.0, 2.0, 10.0]), 2.5);
         assert_eq!(most_frequent_number(&[2.0, 1.0, 2.0, 1.0, 3.0]), 1.0);
+    }
+
+    #[test]
+    fn streamed_statistics_agree_with_a_float64_two_pass_and_merge() {
+        let values: Vec<f64> = (0..10_001).map(|i| 1e6 + ((i * 7919) % 1000) as f64 * 0.37 - (i % 7) as f64).collect();
+        let mut all = NumericStats::default();
+        values.iter().for_each(|&x| all.push(x));
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = values.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0);
+        assert!((all.mean - mean).abs() <= 1e-12 * mean.abs(), "{} vs {mean}", all.mean);
+        assert!((all.sample_variance() - var).abs() <= 1e-9 * var, "{} vs {var}", all.sample_variance());
+        // Pieces merged give the whole's statistics (to rounding), whatever the cut.
+        for cut in [1, 17, 5000, 10_000] {
+            let (mut a, mut b) = (NumericStats::default(), NumericStats::default());
+            values[..cut].iter().for_each(|&x| a.push(x));
+            values[cut..].iter().for_each(|&x| b.push(x));
+            a.merge(&b);
+            assert_eq!(a.count, all.count);
+            assert_eq!((a.min, a.max), (all.min, all.max));
+            assert!((a.mean - all.mean).abs() <= 1e-12 * mean.abs(), "cut {cut}");
+            assert!((a.sample_variance() - var).abs() <= 1e-9 * var, "cut {cut}");
+        }
+        let mut empty = NumericStats::default();
+        empty.merge(&all);
+        assert_eq!(empty, all);
     }
 }

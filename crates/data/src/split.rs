@@ -55,6 +55,19 @@ pub struct Split {
     pub test: Vec<usize>,
 }
 
+/// The part a row goes to, as [`split_parts`] assigns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum Part {
+    /// Training rows.
+    Train = 0,
+    /// Validation rows.
+    Valid = 1,
+    /// Test rows.
+    Test = 2,
+}
+
 /// Splits rows with labels `labels` (class indices below `classes`).
 ///
 /// Stratified: within each class the rows are shuffled and `round(fraction × class size)` go to
@@ -62,48 +75,72 @@ pub struct Split {
 /// Chronological: the last `round(test_fraction × rows)` rows test, the validation rows just
 /// before them, the first rows train.
 pub fn split(labels: &[u32], classes: usize, options: &SplitOptions) -> Result<Split> {
+    let parts = split_parts(labels, classes, options)?;
+    let mut out = Split::default();
+    for (r, part) in parts.into_iter().enumerate() {
+        match part {
+            Part::Train => out.train.push(r),
+            Part::Valid => out.valid.push(r),
+            Part::Test => out.test.push(r),
+        }
+    }
+    Ok(out)
+}
+
+/// The part of each row, as [`split`] decides it, in one byte a row: what a streaming prepare
+/// keeps of a file too large for memory (it needs only the labels, four bytes a row, to decide).
+pub fn split_parts(labels: &[u32], classes: usize, options: &SplitOptions) -> Result<Vec<Part>> {
     options.validate()?;
+    let n = labels.len();
+    let mut parts = vec![Part::Train; n];
     if options.chronological {
-        let n = labels.len();
         let test = (options.test_fraction * n as f64).round() as usize;
         let valid = ((options.valid_fraction * n as f64).round() as usize).min(n - test);
         let train_end = n - test - valid;
         if train_end == 0 {
             return Err(Error::InvalidOption(format!("no rows left to train on out of {n}")));
         }
-        return Ok(Split {
-            train: (0..train_end).collect(),
-            valid: (train_end..n - test).collect(),
-            test: (n - test..n).collect(),
-        });
+        parts[train_end..n - test].fill(Part::Valid);
+        parts[n - test..].fill(Part::Test);
+        return Ok(parts);
+    }
+    if u32::try_from(n).is_err() {
+        return Err(Error::InvalidOption(format!("{n} rows: at most {} rows can be split", u32::MAX)));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
-    let groups: Vec<Vec<usize>> = if options.stratify {
-        let mut by_class = vec![Vec::new(); classes];
+    // Row numbers as u32: half the memory of usize, and the shuffle draws the same indices for
+    // either (it depends on the length alone).
+    let groups: Vec<Vec<u32>> = if options.stratify {
+        let mut sizes = vec![0usize; classes];
+        for &l in labels {
+            sizes[l as usize] += 1;
+        }
+        let mut by_class: Vec<Vec<u32>> = sizes.into_iter().map(Vec::with_capacity).collect();
         for (r, &l) in labels.iter().enumerate() {
-            by_class[l as usize].push(r);
+            by_class[l as usize].push(r as u32);
         }
         by_class
     } else {
-        vec![(0..labels.len()).collect()]
+        vec![(0..n as u32).collect()]
     };
-    let mut out = Split::default();
+    let mut train = 0;
     for mut group in groups {
         group.shuffle(&mut rng);
-        let n = group.len() as f64;
-        let test = (options.test_fraction * n).round() as usize;
-        let valid = ((options.valid_fraction * n).round() as usize).min(group.len() - test);
-        out.test.extend_from_slice(&group[..test]);
-        out.valid.extend_from_slice(&group[test..test + valid]);
-        out.train.extend_from_slice(&group[test + valid..]);
+        let size = group.len() as f64;
+        let test = (options.test_fraction * size).round() as usize;
+        let valid = ((options.valid_fraction * size).round() as usize).min(group.len() - test);
+        for &r in &group[..test] {
+            parts[r as usize] = Part::Test;
+        }
+        for &r in &group[test..test + valid] {
+            parts[r as usize] = Part::Valid;
+        }
+        train += group.len() - test - valid;
     }
-    out.train.sort_unstable();
-    out.valid.sort_unstable();
-    out.test.sort_unstable();
-    if out.train.is_empty() {
-        return Err(Error::InvalidOption(format!("no rows left to train on out of {}", labels.len())));
+    if train == 0 {
+        return Err(Error::InvalidOption(format!("no rows left to train on out of {n}")));
     }
-    Ok(out)
+    Ok(parts)
 }
 
 /// Stratified k-fold: `k` pairs (training rows, validation rows); every row is validated once.
@@ -166,6 +203,38 @@ mod tests {
         // Same seed, same split; another seed, another split.
         assert_eq!(split(&y, 3, &opts).unwrap(), s);
         assert_ne!(split(&y, 3, &SplitOptions { seed: 8, ..opts }).unwrap().test, s.test);
+    }
+
+    #[test]
+    fn the_one_byte_parts_are_the_split_of_the_usize_shuffle() {
+        // The split as it was written before the parts kept one byte a row: a shuffle of usize
+        // row numbers. Models trained before must see the same rows.
+        fn usize_split(labels: &[u32], classes: usize, o: &SplitOptions) -> Split {
+            let mut rng = ChaCha8Rng::seed_from_u64(o.seed);
+            let mut by_class = vec![Vec::new(); classes];
+            for (r, &l) in labels.iter().enumerate() {
+                by_class[l as usize].push(r);
+            }
+            let mut out = Split::default();
+            for mut group in by_class {
+                group.shuffle(&mut rng);
+                let n = group.len() as f64;
+                let test = (o.test_fraction * n).round() as usize;
+                let valid = ((o.valid_fraction * n).round() as usize).min(group.len() - test);
+                out.test.extend_from_slice(&group[..test]);
+                out.valid.extend_from_slice(&group[test..test + valid]);
+                out.train.extend_from_slice(&group[test + valid..]);
+            }
+            out.train.sort_unstable();
+            out.valid.sort_unstable();
+            out.test.sort_unstable();
+            out
+        }
+        let y: Vec<u32> = (0..5000u32).map(|i| (i * 7919 % 13) % 3).collect();
+        for seed in [1, 42, 99] {
+            let o = SplitOptions { valid_fraction: 0.1, test_fraction: 0.2, seed, ..SplitOptions::default() };
+            assert_eq!(split(&y, 3, &o).unwrap(), usize_split(&y, 3, &o), "seed {seed}");
+        }
     }
 
     #[test]

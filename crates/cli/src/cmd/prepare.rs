@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use trainbench_data::{prepare, write_quarantine};
+use trainbench_data::{prepare, prepare_to_dir, write_quarantine};
 use trainbench_metrics::{PhaseTimers, ResourceSampler};
 
 use crate::args::{LoadArgs, PrepArgs};
@@ -21,6 +21,12 @@ pub struct PrepareArgs {
     pub load: LoadArgs,
     #[command(flatten)]
     pub prep: PrepArgs,
+    /// Write the prepared rows here instead of only counting them: a directory of binary files
+    /// (train / validation / test features and labels) and a manifest, which `train`, `compare`,
+    /// `scale`, `tune`, `run` and `predict` take in place of a data file. The input is read in
+    /// batches, three times, so its size is not bounded by memory.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
     /// Write the fitted preprocessor (JSON) here.
     #[arg(long, value_name = "FILE")]
     pub save_preprocessor: Option<PathBuf>,
@@ -34,20 +40,27 @@ pub fn run(args: PrepareArgs) -> Result<()> {
     let sampler = ResourceSampler::start(Duration::from_millis(50));
     let mut timers = PhaseTimers::new();
     let spinner = output::spinner(&format!("preparing {}", args.data.display()), args.json);
-    let data = prepare(&args.data, &options, &mut timers)?;
+    let (quarantined, summary, preprocessor) = match &args.out {
+        Some(out) => {
+            let manifest = prepare_to_dir(&args.data, &options, out, &args.prep.quarantine, &mut timers)?;
+            (manifest.summary.quarantined_rows, manifest.summary, manifest.preprocessor)
+        }
+        None => {
+            let data = prepare(&args.data, &options, &mut timers)?;
+            if !data.quarantine.is_empty() {
+                write_quarantine(&args.prep.quarantine, &data.quarantine)
+                    .with_context(|| format!("cannot write the quarantine file {}", args.prep.quarantine.display()))?;
+            }
+            (data.quarantine.len(), data.summary, data.preprocessor)
+        }
+    };
     spinner.finish_and_clear();
     let resources = sampler.stop();
-    let quarantine_file = if data.quarantine.is_empty() {
-        None
-    } else {
-        write_quarantine(&args.prep.quarantine, &data.quarantine)
-            .with_context(|| format!("cannot write the quarantine file {}", args.prep.quarantine.display()))?;
-        Some(args.prep.quarantine.clone())
-    };
+    let quarantine_file = (quarantined > 0).then(|| args.prep.quarantine.clone());
     if let Some(path) = &args.save_preprocessor {
-        data.preprocessor.save(path)?;
+        preprocessor.save(path)?;
     }
-    let s = &data.summary;
+    let s = &summary;
     if args.json {
         let value = serde_json::json!({
             "summary": s,
@@ -55,7 +68,8 @@ pub fn run(args: PrepareArgs) -> Result<()> {
             "quarantine_file": quarantine_file,
             "cpu_seconds": resources.cpu_seconds,
             "peak_rss_bytes": resources.peak_rss_bytes,
-            "feature_names": data.preprocessor.feature_names(),
+            "feature_names": preprocessor.feature_names(),
+            "out": args.out,
         });
         println!("{value}");
         return Ok(());
@@ -106,7 +120,10 @@ pub fn run(args: PrepareArgs) -> Result<()> {
         output::bytes(resources.peak_rss_bytes)
     );
     if let Some(q) = quarantine_file {
-        println!("{} removed rows written to {} (line and reason for each)", data.quarantine.len(), q.display());
+        println!("{quarantined} removed rows written to {} (line and reason for each)", q.display());
+    }
+    if let Some(out) = &args.out {
+        println!("prepared rows written to {} (train, compare, scale, tune, run and predict take it as --data)", out.display());
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ use crate::table::{ColumnData, ColumnKind, Table};
 #[cfg(test)]
 pub(crate) use self::csv::parse as parse_csv;
 pub use batches::{CsvBatches, read_csv_batches};
+pub(crate) use idx::looks_like_idx;
 pub use idx::{IdxImages, read_idx_images, read_idx_labels};
 pub use parquet::{ParquetBatches, read_parquet_batches};
 
