@@ -441,6 +441,12 @@ pub struct ModelArgs {
     /// tensor: TensorBoard batch-loss scalar every this many steps [100; 0 = epochs only].
     #[arg(long)]
     pub log_every_steps: Option<usize>,
+    /// tensor: rows in the shuffle buffer, as tf.data's `shuffle(buffer)`: rows are drawn at
+    /// random from a window that moves through the data in order, so rows mapped from a
+    /// prepared directory larger than memory are read nearly sequentially [all rows: a full
+    /// permutation each epoch].
+    #[arg(long)]
+    pub shuffle_buffer: Option<usize>,
 }
 
 impl ModelArgs {

@@ -77,6 +77,17 @@ impl<T: Plain> Buffer<T> {
         let _ = sequential;
     }
 
+    /// The values to change: copied into memory first when mapped (copy on write).
+    pub fn to_mut(&mut self) -> &mut Vec<T> {
+        if let Inner::Mapped { .. } = self.inner {
+            self.inner = Inner::Owned(self.deref().to_vec());
+        }
+        match &mut self.inner {
+            Inner::Owned(v) => v,
+            Inner::Mapped { .. } => unreachable!("copied above"),
+        }
+    }
+
     /// The values as a vector (a copy when mapped).
     pub fn into_vec(self) -> Vec<T> {
         match self.inner {

@@ -218,6 +218,23 @@ pub fn prepare(path: &Path, options: &PipelineOptions, timers: &mut PhaseTimers)
         return timers.time(Phase::Load, || crate::prepared_dir::open_prepared_dir(path));
     }
     options.split.validate()?;
+    if let Some((need, budget, limit)) = too_large_for_memory(path, options) {
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        let why = format!(
+            "{} needs about {:.2} GiB to prepare in memory, and {limit} leaves {:.2} GiB",
+            path.display(),
+            gib(need),
+            gib(budget)
+        );
+        if options.test_data.is_some() || fitted_needs_all_values(options) {
+            return Err(Error::InvalidOption(format!(
+                "{why}; prepare it first with `trainbench prepare --data FILE --out DIR` (without --test-data \
+                 and with --missing mean, constant or drop) and pass the directory as --data"
+            )));
+        }
+        eprintln!("note: {why}: preparing it through a temporary prepared directory (streamed, then mapped)");
+        return prepare_through_directory(path, options, timers);
+    }
     let (table, source, mut quarantine) = load_and_clean(path, options, timers)?;
     let test_part = match &options.test_data {
         Some(test_path) => {
@@ -232,7 +249,7 @@ pub fn prepare(path: &Path, options: &PipelineOptions, timers: &mut PhaseTimers)
         }
         None => None,
     };
-    timers.time(Phase::Preprocess, || {
+    let prepared = timers.time(Phase::Preprocess, || {
         let classes = table.class_names();
         let class_index = |t: &Table| -> Vec<u32> {
             let ColumnData::Categorical { codes, levels } = &t.label_column().data else {
@@ -255,6 +272,29 @@ pub fn prepare(path: &Path, options: &PipelineOptions, timers: &mut PhaseTimers)
                 ColumnKind::Categorical => (n, c + 1),
             });
         let label = table.label_name().to_owned();
+        // The prepared rows' size is known now, before they are made: when they would not fit,
+        // the rows go through a prepared directory instead (the table is dropped first).
+        let rows = table.rows() + test_part.as_ref().map_or(0, |(t, _)| t.rows());
+        let need = (rows * (fitted.feature_names().len() + 1) * 4) as u64;
+        if let Some((budget, limit)) = trainbench_metrics::memory_budget()
+            && need > budget
+        {
+            let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+            let why = format!(
+                "the prepared rows of {} take {:.2} GiB, and {limit} leaves {:.2} GiB",
+                path.display(),
+                gib(need),
+                gib(budget)
+            );
+            if test_part.is_some() || fitted_needs_all_values(options) {
+                return Err(Error::InvalidOption(format!(
+                    "{why}; prepare it first with `trainbench prepare --data FILE --out DIR` (without --test-data \
+                     and with --missing mean, constant or drop) and pass the directory as --data"
+                )));
+            }
+            eprintln!("note: {why}: preparing it through a temporary prepared directory (streamed, then mapped)");
+            return Ok(None);
+        }
         // The table is consumed column by column, so it and the prepared rows are never both
         // whole in memory.
         let (train, valid, test, counts) = match &test_part {
@@ -292,8 +332,57 @@ pub fn prepare(path: &Path, options: &PipelineOptions, timers: &mut PhaseTimers)
             unseen_categories: counts.iter().map(|c| c.unseen_categories).sum(),
             quarantined_rows: quarantine.len(),
         };
-        Ok(PreparedData { train, valid, test, preprocessor: fitted, summary, quarantine })
-    })
+        Ok(Some(PreparedData { train, valid, test, preprocessor: fitted, summary, quarantine }))
+    })?;
+    match prepared {
+        Some(data) => Ok(data),
+        None => prepare_through_directory(path, options, timers),
+    }
+}
+
+/// Whether the preprocessor needs every value in memory (median, numeric mode): then it cannot
+/// be fitted while streaming.
+fn fitted_needs_all_values(options: &PipelineOptions) -> bool {
+    let mut preprocess = options.preprocess.clone();
+    preprocess.missing = options.clean.missing.clone();
+    Preprocessor::new(preprocess).needs_all_values().is_some()
+}
+
+/// Whether preparing `path` in memory would not fit: (bytes needed, bytes left, the limit's
+/// name). The estimate is the peak of loading (f64 columns) and transforming (f32 rows), from the
+/// file's size: CSV text is about as large as its f64 columns; Parquet is compressed (×4).
+fn too_large_for_memory(path: &Path, options: &PipelineOptions) -> Option<(u64, u64, &'static str)> {
+    let files = std::iter::once(path).chain(options.test_data.as_deref());
+    let mut need = 0u64;
+    for file in files {
+        let bytes = std::fs::metadata(file).ok()?.len();
+        let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        need += if ext == "parquet" || ext == "pq" { bytes * 4 } else { bytes + bytes / 2 };
+    }
+    let (budget, limit) = trainbench_metrics::memory_budget()?;
+    (need > budget).then_some((need, budget, limit))
+}
+
+/// Prepares `path` into a temporary prepared directory and maps it; the directory is removed at
+/// once (the mapped files live on until unmapped), its quarantine read back.
+fn prepare_through_directory(path: &Path, options: &PipelineOptions, timers: &mut PhaseTimers) -> Result<PreparedData> {
+    let base = std::env::temp_dir();
+    let temp = tempfile::Builder::new().prefix("trainbench-prepared-").tempdir_in(&base).map_err(|e| Error::io(&base, e))?;
+    let quarantine_path = temp.path().join("quarantine.csv");
+    crate::prepared_dir::prepare_to_dir(path, options, temp.path(), &quarantine_path, timers)?;
+    let mut data = crate::prepared_dir::open_prepared_dir(temp.path())?;
+    if quarantine_path.exists() {
+        let io = |e: csv::Error| Error::io(&quarantine_path, std::io::Error::other(e));
+        let mut reader = csv::Reader::from_path(&quarantine_path).map_err(io)?;
+        for record in reader.records() {
+            let r = record.map_err(io)?;
+            let field = |i: usize| r.get(i).unwrap_or_default().to_owned();
+            let column = Some(field(2)).filter(|c| !c.is_empty());
+            let row = InvalidRow { line: field(1).parse().unwrap_or(0), column, reason: field(3), raw: field(4) };
+            data.quarantine.push((path.to_owned(), row));
+        }
+    }
+    Ok(data)
 }
 
 fn kinds_of(table: &Table, kind: ColumnKind) -> Vec<String> {

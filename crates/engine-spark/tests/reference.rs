@@ -327,7 +327,7 @@ fn bad_input_is_refused_clearly() {
     );
     assert!(matches!(diverged, Err(Error::Diverged { .. })), "{:?}", diverged.err());
 
-    data.features[7] = f32::INFINITY;
+    data.features.to_mut()[7] = f32::INFINITY;
     let nan = err(spec(ModelKind::Tree, Params::new()), &data);
     assert!(nan.contains("feature 'x2' of row 1 is inf"), "{nan}");
     assert!(err(spec(ModelKind::Cnn, Params::new()), &one_class).contains("tensor engine"));

@@ -155,6 +155,9 @@ pub struct TensorParams {
     pub balanced_class_weights: bool,
     /// TensorBoard batch-loss scalar every this many steps [100; 0 = epochs only].
     pub log_every_steps: usize,
+    /// Rows in tf.data's shuffle buffer [all rows: a full permutation each epoch]. A smaller
+    /// buffer reads the rows nearly in order, for rows mapped from a file larger than memory.
+    pub shuffle_buffer: Option<usize>,
 }
 
 impl Default for TensorParams {
@@ -182,6 +185,7 @@ impl Default for TensorParams {
             patience: 0,
             balanced_class_weights: false,
             log_every_steps: 100,
+            shuffle_buffer: None,
         }
     }
 }
@@ -213,6 +217,9 @@ pub struct TrainParams {
     pub balanced_class_weights: bool,
     /// Write a TensorBoard scalar every this many steps besides each epoch (0 = epochs only).
     pub log_every_steps: usize,
+    /// Rows of the shuffle buffer; `None`: all rows (a full permutation each epoch).
+    #[serde(default)]
+    pub shuffle_buffer: Option<usize>,
 }
 
 fn invalid(name: &str, value: &str, expected: &str) -> Error {
@@ -351,9 +358,10 @@ impl TensorParams {
             patience: self.patience,
             balanced_class_weights: self.balanced_class_weights,
             log_every_steps: self.log_every_steps,
+            shuffle_buffer: self.shuffle_buffer,
         };
-        if train.epochs == 0 || train.batch_size == 0 || train.lr_step_epochs == 0 {
-            return Err(invalid("epochs/batch_size/lr_step_epochs", "0", "at least 1"));
+        if train.epochs == 0 || train.batch_size == 0 || train.lr_step_epochs == 0 || train.shuffle_buffer == Some(0) {
+            return Err(invalid("epochs/batch_size/lr_step_epochs/shuffle_buffer", "0", "at least 1"));
         }
         if !(train.learning_rate > 0.0 && train.learning_rate.is_finite()) {
             return Err(invalid("learning_rate", &train.learning_rate.to_string(), "a positive number"));

@@ -394,7 +394,7 @@ fn check_memory(arch: &Architecture, p: &TrainParams, replicas: usize) -> Result
     // Weights, gradients and two optimizer moments in f32, a gradient copy per replica, and the
     // activations of one batch kept for the backward pass (about three copies each).
     let bytes = 4 * weights * (4 + replicas) + 4 * 3 * p.batch_size * arch.activations_per_row()?;
-    if let Some(available) = available_memory()
+    if let Some((available, _)) = trainbench_metrics::memory_budget()
         && bytes as u64 > available
     {
         return Err(Error::Resources(format!(
@@ -406,13 +406,6 @@ fn check_memory(arch: &Architecture, p: &TrainParams, replicas: usize) -> Result
         )));
     }
     Ok(())
-}
-
-fn available_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 fn check_batch(batch: &Batch, data: &Prepared, epoch: usize) -> Result<()> {
@@ -705,7 +698,7 @@ impl State {
         let steps_per_epoch = train.labels.len().div_ceil(p.batch_size) as u64;
         let (mut loss_sum, mut correct, mut rows_seen) = (0.0f64, 0usize, 0usize);
         std::thread::scope(|scope| -> Result<()> {
-            for batch in pipeline::prefetch(scope, train, p.batch_size, setup.seed, epoch) {
+            for batch in pipeline::prefetch(scope, train, p.batch_size, setup.seed, epoch, p.shuffle_buffer) {
                 check_batch(&batch, train, epoch + 1)?;
                 let steps = setup.run(&self.net, &batch)?;
                 let loss: f64 = steps.iter().map(|s| s.loss).sum();

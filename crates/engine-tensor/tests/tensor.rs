@@ -26,9 +26,9 @@ fn learnable(rows: usize, d: usize, seed: u64) -> Prepared {
         features.extend(x);
     }
     Prepared {
-        features,
+        features: features.into(),
         n_features: d,
-        labels,
+        labels: labels.into(),
         feature_names: (0..d).map(|i| format!("f{i}")).collect(),
         class_names: vec!["no".into(), "yes".into()],
         categorical_features: Vec::new(),
@@ -52,9 +52,9 @@ fn bars(rows: usize, seed: u64) -> Prepared {
         labels.push(class);
     }
     Prepared {
-        features,
+        features: features.into(),
         n_features: 64,
-        labels,
+        labels: labels.into(),
         feature_names: (0..64).map(|i| format!("px{i}")).collect(),
         class_names: vec!["horizontal".into(), "vertical".into()],
         categorical_features: Vec::new(),
@@ -83,7 +83,7 @@ fn spec(kind: ModelKind, params: &[(&str, &str)]) -> ModelSpec {
 }
 
 fn empty_like(d: &Prepared) -> Prepared {
-    Prepared { features: Vec::new(), labels: Vec::new(), ..d.clone() }
+    Prepared { features: Vec::new().into(), labels: Vec::new().into(), ..d.clone() }
 }
 
 #[test]
@@ -132,9 +132,9 @@ fn two_channel_sequences(rows: usize, seed: u64) -> Prepared {
         features.extend(x);
     }
     Prepared {
-        features,
+        features: features.into(),
         n_features: steps * channels,
-        labels,
+        labels: labels.into(),
         feature_names: (0..steps).flat_map(|t| [format!("a_t{t}"), format!("b_t{t}")]).collect(),
         class_names: vec!["no".into(), "yes".into()],
         categorical_features: Vec::new(),
@@ -419,7 +419,7 @@ fn bad_input_gets_clear_errors() {
     let engine = TensorEngine::default();
     let ctx = RunContext::default();
     let mut train = learnable(200, 4, 14);
-    train.features[4 * 77 + 2] = f32::NAN;
+    train.features.to_mut()[4 * 77 + 2] = f32::NAN;
     let err = fit_err(&engine, &spec(ModelKind::Mlp, &[("epochs", "1")]), &train, &empty_like(&train), &ctx);
     let msg = err.to_string();
     assert!(msg.contains("epoch 1, step") && msg.contains("feature 'f2'") && msg.contains("NaN"), "{msg}");
@@ -456,7 +456,7 @@ fn bad_input_gets_clear_errors() {
     assert!(err.to_string().contains("for the tensor engine"), "{err}");
     let mut one = learnable(50, 4, 16);
     one.class_names.truncate(1);
-    one.labels.iter_mut().for_each(|y| *y = 0);
+    one.labels.to_mut().iter_mut().for_each(|y| *y = 0);
     assert!(
         fit_err(&engine, &spec(ModelKind::Mlp, &[]), &one, &empty_like(&one), &ctx).to_string().contains("at least 2")
     );

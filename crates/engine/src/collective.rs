@@ -261,11 +261,11 @@ mod tests {
         assert_eq!(base, fingerprint(&data.clone()));
         for i in [0, 1, 17, 29] {
             let mut other = data.clone();
-            other.features[i] = f32::from_bits(other.features[i].to_bits() ^ 1);
+            other.features.to_mut()[i] = f32::from_bits(other.features[i].to_bits() ^ 1);
             assert_ne!(fingerprint(&other), base, "feature value {i}");
         }
         let mut other = data.clone();
-        other.labels[9] = 0;
+        other.labels.to_mut()[9] = 0;
         assert_ne!(fingerprint(&other), base);
     }
 

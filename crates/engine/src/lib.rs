@@ -524,9 +524,9 @@ mod tests {
     #[test]
     fn finite_check_names_row_and_feature() {
         let data = Prepared {
-            features: vec![1.0, 2.0, 3.0, f32::NAN],
+            features: vec![1.0, 2.0, 3.0, f32::NAN].into(),
             n_features: 2,
-            labels: vec![0, 1],
+            labels: vec![0, 1].into(),
             feature_names: vec!["a".into(), "b".into()],
             class_names: vec!["x".into(), "y".into()],
             categorical_features: Vec::new(),

@@ -24,5 +24,7 @@ mod timers;
 
 pub use classification::{Average, ClassScores, ClassificationReport, ConfusionMatrix, Metric};
 pub use error::{Error, Result};
-pub use resources::{ResourceSample, ResourceSampler, ResourceSummary, pid_listening_on, process_peak_rss};
+pub use resources::{
+    ResourceSample, ResourceSampler, ResourceSummary, memory_budget, pid_listening_on, process_peak_rss,
+};
 pub use timers::{Phase, PhaseTimers};

@@ -138,6 +138,47 @@ fn peak_rss_of(pid: u32) -> u64 {
     status_kib(pid, "VmHWM:").map_or(0, |k| k * 1024)
 }
 
+/// The memory this process may still use, in bytes, and where that limit comes from: the
+/// smaller of the memory cgroup's limit (v1 `memory.limit_in_bytes`, v2 `memory.max`) less this
+/// process's resident memory, and the machine's `MemAvailable`. `None` where neither is known.
+pub fn memory_budget() -> Option<(u64, &'static str)> {
+    let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+        let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib * 1024)
+    });
+    let rss = status_kib(std::process::id(), "VmRSS:").map_or(0, |k| k * 1024);
+    let cgroup = cgroup_limit().map(|limit| limit.saturating_sub(rss));
+    match (cgroup, available) {
+        (Some(c), Some(a)) if c < a => Some((c, "the memory cgroup's limit")),
+        (Some(c), None) => Some((c, "the memory cgroup's limit")),
+        (_, Some(a)) => Some((a, "the machine's available memory")),
+        (None, None) => None,
+    }
+}
+
+/// This process's memory cgroup limit, if it has one (v1 or v2).
+fn cgroup_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    for line in text.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        let file = if controllers.split(',').any(|c| c == "memory") {
+            format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes")
+        } else if controllers.is_empty() {
+            format!("/sys/fs/cgroup{path}/memory.max")
+        } else {
+            continue;
+        };
+        // "max" (v2) or a huge number (v1's unlimited) mean no limit.
+        if let Some(limit) = std::fs::read_to_string(&file).ok().and_then(|t| t.trim().parse::<u64>().ok())
+            && limit < (1 << 60)
+        {
+            return Some(limit);
+        }
+    }
+    None
+}
+
 /// The process that listens on TCP `port` on this machine (a local server), if this process may
 /// see it.
 pub fn pid_listening_on(port: u16) -> Option<u32> {

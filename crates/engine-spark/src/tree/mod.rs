@@ -3,6 +3,7 @@
 //! per-feature, per-bin class counts; the driver then picks each node's best split.
 
 mod binning;
+mod bins;
 mod split;
 
 use std::collections::{BTreeMap, HashMap};
@@ -14,6 +15,7 @@ use trainbench_engine::{Error, LogEntry, Progress, Result, StepUnit, TrainLog, T
 
 pub use binning::{FeatureSplits, continuous_thresholds};
 use binning::{RowBinner, find_splits};
+use bins::Bins;
 pub use split::Rule;
 use split::{SplitLimits, best_split, impurity};
 
@@ -103,18 +105,21 @@ pub fn fit(
     let splits = find_splits(exec, data, categorical, params.max_bins, seed)?;
     // Bin every row once (TreePoint): one byte per feature.
     let binner = RowBinner::new(&splits);
-    // Under mpirun a process bins, counts and moves the rows of its own partitions only.
+    // Under mpirun a process bins, counts and moves the rows of its own partitions only. Rows
+    // mapped from a prepared directory are binned into files too (Spark's TreePoint RDD
+    // persisted MEMORY_AND_DISK), so the binned copy does not have to fit in memory either.
     let own = exec.owned(data.len());
-    let binned: Vec<std::result::Result<Vec<u8>, String>> = exec.map_partitions(data.len(), |p| {
+    let on_disk = data.data.features.is_mapped();
+    let binned: Vec<std::result::Result<Bins, String>> = exec.map_partitions(data.len(), |p| {
         if !own.contains(&p) {
-            return Ok(Vec::new());
+            return Ok(Bins::default());
         }
         let part = data.partition(p);
-        let mut out = vec![0; part.features.len()];
+        let mut out = Bins::zeroed(part.features.len(), on_disk)?;
         binner.bin_rows(part.features, &mut out)?;
         Ok(out)
     });
-    let binned: Vec<Vec<u8>> = binned.into_iter().collect::<std::result::Result<_, _>>().map_err(Error::Data)?;
+    let binned: Vec<Bins> = binned.into_iter().collect::<std::result::Result<_, _>>().map_err(Error::Data)?;
 
     let mut offsets = Vec::with_capacity(d + 1);
     offsets.push(0);
