@@ -51,10 +51,11 @@ pub use pipeline::{
     prepare, write_quarantine,
 };
 pub use predictions::PredictionWriter;
-pub use prepared_dir::{FileEntry, MANIFEST, Manifest, PartEntry, is_prepared_dir, open_prepared_dir, prepare_to_dir};
 pub use prepared::{PartitionView, Partitioned, Partitioning, Prepared};
+pub use prepared_dir::{FileEntry, MANIFEST, Manifest, PartEntry, is_prepared_dir, open_prepared_dir, prepare_to_dir};
 pub use preprocess::{
-    ColumnStats, Encoding, FittedColumn, FittedPreprocessor, NumericStats, PreprocessOptions, Preprocessor, Scaling, TransformCounts, UnseenPolicy,
+    ColumnStats, Encoding, FittedColumn, FittedPreprocessor, NumericStats, PreprocessOptions, Preprocessor, Scaling,
+    TransformCounts, UnseenPolicy,
 };
 pub use split::{Part, Split, SplitOptions, split, split_parts, stratified_kfold};
 pub use table::{Column, ColumnData, ColumnKind, MISSING_CODE, Table};

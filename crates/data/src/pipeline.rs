@@ -350,14 +350,17 @@ fn fitted_needs_all_values(options: &PipelineOptions) -> bool {
 
 /// Whether preparing `path` in memory would not fit: (bytes needed, bytes left, the limit's
 /// name). The estimate is the peak of loading (f64 columns) and transforming (f32 rows), from the
-/// file's size: CSV text is about as large as its f64 columns; Parquet is compressed (×4).
+/// file's size: three times a CSV (its f64 columns are about as large as the text, the parse
+/// buffers and the f32 rows add as much again, and freed parse memory is not always returned to
+/// the system), four times a compressed Parquet file. Erring large costs only speed: the
+/// prepared directory gives the same rows.
 fn too_large_for_memory(path: &Path, options: &PipelineOptions) -> Option<(u64, u64, &'static str)> {
     let files = std::iter::once(path).chain(options.test_data.as_deref());
     let mut need = 0u64;
     for file in files {
         let bytes = std::fs::metadata(file).ok()?.len();
         let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-        need += if ext == "parquet" || ext == "pq" { bytes * 4 } else { bytes + bytes / 2 };
+        need += if ext == "parquet" || ext == "pq" { bytes * 4 } else { bytes * 3 };
     }
     let (budget, limit) = trainbench_metrics::memory_budget()?;
     (need > budget).then_some((need, budget, limit))
@@ -367,7 +370,8 @@ fn too_large_for_memory(path: &Path, options: &PipelineOptions) -> Option<(u64, 
 /// once (the mapped files live on until unmapped), its quarantine read back.
 fn prepare_through_directory(path: &Path, options: &PipelineOptions, timers: &mut PhaseTimers) -> Result<PreparedData> {
     let base = std::env::temp_dir();
-    let temp = tempfile::Builder::new().prefix("trainbench-prepared-").tempdir_in(&base).map_err(|e| Error::io(&base, e))?;
+    let temp =
+        tempfile::Builder::new().prefix("trainbench-prepared-").tempdir_in(&base).map_err(|e| Error::io(&base, e))?;
     let quarantine_path = temp.path().join("quarantine.csv");
     crate::prepared_dir::prepare_to_dir(path, options, temp.path(), &quarantine_path, timers)?;
     let mut data = crate::prepared_dir::open_prepared_dir(temp.path())?;

@@ -44,7 +44,9 @@ pub const MANIFEST: &str = "manifest.json";
 /// What `format` says in every manifest this code can read.
 const FORMAT: &str = "trainbench-prepared/1";
 /// Bytes of CSV (or rows of Parquet × 256) read per batch.
-const BATCH_BYTES: usize = 16 << 20;
+const BATCH_BYTES: usize = 4 << 20;
+/// Rows transformed and written at a time.
+const TRANSFORM_ROWS: usize = 4096;
 
 /// One binary file of a prepared directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -436,8 +438,7 @@ pub fn prepare_to_dir(
     drop(labels);
     // Each valid row's part, or none when cleaning removed it.
     let mut kept_parts = parts.into_iter();
-    let row_parts: Vec<Option<Part>> =
-        cleaned.kept.iter().map(|&k| if k { kept_parts.next() } else { None }).collect();
+    let row_parts: Vec<Option<Part>> = cleaned.kept.iter().map(|&k| if k { kept_parts.next() } else { None }).collect();
 
     // Pass 2: the training rows' statistics, in file order.
     let load = LoadOptions {
@@ -465,8 +466,7 @@ pub fn prepare_to_dir(
                     })
                     .collect();
             }
-            let train: Vec<usize> =
-                (0..table.rows()).filter(|&r| row_parts[next + r] == Some(Part::Train)).collect();
+            let train: Vec<usize> = (0..table.rows()).filter(|&r| row_parts[next + r] == Some(Part::Train)).collect();
             next += table.rows();
             train_rows += train.len() as u64;
             for ((_, column), (_, s)) in table.features().zip(&mut stats) {
@@ -495,11 +495,8 @@ pub fn prepare_to_dir(
 
     // Pass 3: transform and write.
     let (split, counts) = timers.time(Phase::Preprocess, || -> Result<_> {
-        let mut writers = [
-            PartWriter::create(out, "train")?,
-            PartWriter::create(out, "valid")?,
-            PartWriter::create(out, "test")?,
-        ];
+        let mut writers =
+            [PartWriter::create(out, "train")?, PartWriter::create(out, "valid")?, PartWriter::create(out, "test")?];
         let mut per_class = vec![[0usize; 3]; classes.len()];
         let (mut imputed, mut unseen) = (0, 0);
         let mut next = 0;
@@ -508,14 +505,15 @@ pub fn prepare_to_dir(
             check_schema(path, &table, &cleaned)?;
             for (p, writer) in [Part::Train, Part::Valid, Part::Test].into_iter().zip(&mut writers) {
                 let rows: Vec<usize> = (0..table.rows()).filter(|&r| row_parts[next + r] == Some(p)).collect();
-                if rows.is_empty() {
-                    continue;
+                // A few thousand rows at a time: one-hot columns can make the rows many times
+                // the size of the text they came from.
+                for block in rows.chunks(TRANSFORM_ROWS) {
+                    let (prepared, c) = fitted.transform(&table, Some(block)).map_err(|e| at_line(e, &table, block))?;
+                    imputed += c.imputed_cells;
+                    unseen += c.unseen_categories;
+                    prepared.labels.iter().for_each(|&l| per_class[l as usize][p as usize] += 1);
+                    writer.append(&prepared)?;
                 }
-                let (prepared, c) = fitted.transform(&table, Some(&rows)).map_err(|e| at_line(e, &table, &rows))?;
-                imputed += c.imputed_cells;
-                unseen += c.unseen_categories;
-                prepared.labels.iter().for_each(|&l| per_class[l as usize][p as usize] += 1);
-                writer.append(&prepared)?;
             }
             next += table.rows();
         }
@@ -584,7 +582,10 @@ fn split_rule(split: &SplitOptions) -> String {
             split.seed
         )
     } else {
-        format!("random: the kept rows shuffled by ChaCha8 seeded with {}; round(fraction x rows) to test, then validation", split.seed)
+        format!(
+            "random: the kept rows shuffled by ChaCha8 seeded with {}; round(fraction x rows) to test, then validation",
+            split.seed
+        )
     }
 }
 
@@ -644,7 +645,12 @@ pub fn open_prepared_dir(dir: &Path) -> Result<PreparedData> {
         if labels.len() as u64 != part.rows || features.len() != labels.len() * width {
             return Err(Error::Corrupt {
                 path: dir.join(&part.features.name),
-                reason: format!("{} values and {} labels for {} rows of {width} features", features.len(), labels.len(), part.rows),
+                reason: format!(
+                    "{} values and {} labels for {} rows of {width} features",
+                    features.len(),
+                    labels.len(),
+                    part.rows
+                ),
             });
         }
         if let Some(&bad) = labels.iter().find(|&&l| l as usize >= manifest.class_names.len()) {
@@ -810,9 +816,10 @@ mod tests {
             clean: CleanOptions { missing: MissingPolicy::Median, drop_duplicates: true },
             ..PipelineOptions::default()
         };
-        let err = prepare_to_dir(&csv, &options, &dir.path().join("p"), &dir.path().join("q.csv"), &mut PhaseTimers::new())
-            .unwrap_err()
-            .to_string();
+        let err =
+            prepare_to_dir(&csv, &options, &dir.path().join("p"), &dir.path().join("q.csv"), &mut PhaseTimers::new())
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("--missing median needs every training value"), "{err}");
     }
 }

@@ -4,8 +4,8 @@
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::Scope;
 
-use rand::{RngExt as _, SeedableRng};
 use rand::seq::SliceRandom;
+use rand::{RngExt as _, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use trainbench_data::Prepared;
 

@@ -123,7 +123,10 @@ pub fn run(args: PrepareArgs) -> Result<()> {
         println!("{quarantined} removed rows written to {} (line and reason for each)", q.display());
     }
     if let Some(out) = &args.out {
-        println!("prepared rows written to {} (train, compare, scale, tune, run and predict take it as --data)", out.display());
+        println!(
+            "prepared rows written to {} (train, compare, scale, tune, run and predict take it as --data)",
+            out.display()
+        );
     }
     Ok(())
 }
