@@ -41,7 +41,7 @@ impl<T: Plain> Buffer<T> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let bytes = file.metadata().map_err(|e| Error::io(path, e))?.len() as usize;
         let size = std::mem::size_of::<T>();
-        if bytes % size != 0 {
+        if !bytes.is_multiple_of(size) {
             return Err(Error::Corrupt {
                 path: path.to_owned(),
                 reason: format!("{bytes} bytes is not a whole number of {size}-byte values"),
@@ -99,7 +99,7 @@ impl<T: Plain> Buffer<T> {
 
 /// Writes `values` to `out` as little-endian bytes.
 pub fn write_le<W: std::io::Write, T: Plain + ToLe>(out: &mut W, values: &[T]) -> std::io::Result<()> {
-    let mut bytes = Vec::with_capacity(values.len() * std::mem::size_of::<T>());
+    let mut bytes = Vec::with_capacity(std::mem::size_of_val(values));
     for v in values {
         v.put_le(&mut bytes);
     }

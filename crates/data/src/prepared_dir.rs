@@ -105,8 +105,11 @@ pub fn is_prepared_dir(path: &Path) -> bool {
     path.is_dir() && path.join(MANIFEST).is_file()
 }
 
+/// A file read batch by batch: each batch's valid rows and its unreadable ones.
+type Batches = Box<dyn Iterator<Item = Result<(Table, Vec<InvalidRow>)>>>;
+
 /// The batches of a file: CSV by segments, Parquet by row groups, IDX (small by nature) whole.
-fn batches(path: &Path, options: &LoadOptions) -> Result<Box<dyn Iterator<Item = Result<(Table, Vec<InvalidRow>)>>>> {
+fn batches(path: &Path, options: &LoadOptions) -> Result<Batches> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     Ok(if ext == "parquet" || ext == "pq" {
         Box::new(read_parquet_batches(path, options, BATCH_BYTES / 256)?)
