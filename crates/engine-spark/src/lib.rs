@@ -16,9 +16,9 @@
 //! let xs: Vec<f32> = (0..200).map(|i| (i as f32 - 100.0) / 50.0).collect();
 //! let labels: Vec<u32> = xs.iter().enumerate().map(|(i, &x)| u32::from(x > 0.0) ^ u32::from(i % 10 == 0)).collect();
 //! let train = Prepared {
-//!     features: xs,
+//!     features: xs.into(),
 //!     n_features: 1,
-//!     labels,
+//!     labels: labels.into(),
 //!     feature_names: vec!["x".into()],
 //!     class_names: vec!["neg".into(), "pos".into()],
 //!     categorical_features: vec![],

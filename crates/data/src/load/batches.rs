@@ -4,7 +4,9 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::csv::{ChunkSpec, Merger, detect_delimiter, infer_kinds, last_record_end, parse_chunk, read_header};
+use super::csv::{
+    Chunk, ChunkSpec, Merger, chunk_bounds, detect_delimiter, infer_kinds, last_record_end, parse_chunk, read_header,
+};
 use crate::error::{Error, Result};
 use crate::load::{InvalidRow, LoadOptions, apply_overrides};
 use crate::table::{Column, ColumnKind, MISSING_CODE, Table};
@@ -26,6 +28,8 @@ pub struct CsvBatches {
     batch_bytes: usize,
     eof: bool,
     bytes_read: u64,
+    /// Threads a batch is parsed on (in chunks cut at record ends, merged in file order).
+    threads: usize,
 }
 
 /// Opens `path` for batch reading. Column kinds are inferred from the first batch, then
@@ -81,6 +85,7 @@ pub fn read_csv_batches(path: &Path, options: &LoadOptions, batch_bytes: usize) 
         batch_bytes,
         eof,
         bytes_read,
+        threads: options.thread_count(),
     })
 }
 
@@ -129,12 +134,27 @@ impl CsvBatches {
         };
         let spec =
             ChunkSpec { names: &self.names, kinds: &self.kinds, delimiter: self.delimiter, missing: &self.missing };
-        let chunk = parse_chunk(&self.pending[..cut], self.next_line, 0, &spec);
-        self.next_line += memchr::memchr_iter(b'\n', &self.pending[..cut]).count() as u64;
+        let bytes = &self.pending[..cut];
+        let threads = if bytes.len() < super::csv::MIN_PARALLEL_BYTES { 1 } else { self.threads };
+        let bounds = chunk_bounds(bytes, 0, threads);
+        let first_line = self.next_line;
+        let chunks: Vec<Chunk> = std::thread::scope(|s| {
+            let handles: Vec<_> = bounds
+                .windows(2)
+                .map(|w| {
+                    let (start, end) = (w[0], w[1]);
+                    let line = first_line + memchr::memchr_iter(b'\n', &bytes[..start]).count() as u64;
+                    let spec = &spec;
+                    s.spawn(move || parse_chunk(&bytes[start..end], line, 0, spec))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("chunk parser does not panic")).collect()
+        });
+        self.next_line += memchr::memchr_iter(b'\n', bytes).count() as u64;
         self.pending.drain(..cut);
         let label = if self.synthetic_label.is_some() { 0 } else { self.label };
         let mut merger = Merger::new(&self.kinds);
-        merger.add(chunk);
+        chunks.into_iter().for_each(|chunk| merger.add(chunk));
         let (mut table, invalid) = merger.finish(&self.path, self.names.clone(), label);
         if let Some(name) = &self.synthetic_label {
             table.columns.push(Column {
@@ -164,10 +184,16 @@ mod tests {
 
     #[test]
     fn batches_cover_the_file_with_right_lines_and_quoted_newlines() {
+        batches_match_the_whole_load(30_000, 1 << 16);
+        // Batches of 1 MiB and more are parsed in chunks on several threads.
+        batches_match_the_whole_load(400_000, 3 << 19);
+    }
+
+    fn batches_match_the_whole_load(rows: usize, batch_bytes: usize) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.csv");
         let mut text = String::from("x,note,y\n");
-        for i in 0..30_000 {
+        for i in 0..rows {
             let note = if i % 5 == 0 { "\"two\nlines\"".to_owned() } else { format!("n{i}") };
             text.push_str(&format!("{i},{note},{}\n", i % 2));
         }
@@ -179,7 +205,7 @@ mod tests {
         let mut lines = Vec::new();
         let mut invalid = Vec::new();
         let mut batches = 0;
-        for batch in read_csv_batches(&path, &options, 1 << 16).unwrap() {
+        for batch in read_csv_batches(&path, &options, batch_bytes).unwrap() {
             let (table, bad) = batch.unwrap();
             rows += table.rows();
             lines.extend(table.lines.clone());

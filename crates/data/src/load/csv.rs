@@ -17,7 +17,7 @@ use crate::table::{Column, ColumnData, ColumnKind, MISSING_CODE, Table};
 const QUOTE: u8 = b'"';
 /// Below this size one thread parses everything unless a thread count is given: splitting
 /// would cost more than it saves.
-const MIN_PARALLEL_BYTES: usize = 1 << 20;
+pub(super) const MIN_PARALLEL_BYTES: usize = 1 << 20;
 /// Bytes of the file read and parsed at a time.
 pub(crate) const SEGMENT_BYTES: usize = 16 << 20;
 
@@ -278,7 +278,7 @@ fn parse_number(field: &[u8]) -> Option<f64> {
 }
 
 /// Chunk start offsets (plus the end), each at a line start outside quotes.
-fn chunk_bounds(bytes: &[u8], data_start: usize, chunks: usize) -> Vec<usize> {
+pub(super) fn chunk_bounds(bytes: &[u8], data_start: usize, chunks: usize) -> Vec<usize> {
     let mut bounds = vec![data_start];
     let (mut scan, mut odd_quotes) = (data_start, false);
     for k in 1..chunks {
