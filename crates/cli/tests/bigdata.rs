@@ -63,6 +63,20 @@ fn a_prepared_directory_trains_the_models_its_file_trains() {
         assert_same_model(d, "file.json", "dir.json", &what);
         assert_eq!(file["scores"], prepared["scores"], "{what}");
     }
+    // predict on the directory scores its test rows, as train did.
+    let trained = json(&trainbench(&train_args("spark", "lr", &[], "prepared", "lr.json"), d));
+    let predicted =
+        json(&trainbench(&["predict", "--model", "lr.json", "--data", "prepared", "--out", "p.csv", "--json"], d));
+    assert_eq!(predicted["rows"], trained["test_rows"]);
+    assert_eq!(predicted["accuracy"], trained["scores"]["accuracy"]);
+    let other = json(&trainbench(
+        &["prepare", "--data", "m.csv", "--label", "label", "--seed", "9", "--out", "other", "--json"],
+        d,
+    ));
+    assert_eq!(other["out"], "other");
+    let o = trainbench(&["predict", "--model", "lr.json", "--data", "other", "--out", "q.csv"], d);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("another preprocessor"), "{}", stderr(&o));
     // A damaged file is named, not trained on.
     std::fs::write(d.join("prepared/test.labels.u32"), b"xx").unwrap();
     let o = trainbench(&train_args("spark", "lr", &[], "prepared", "x.json"), d);

@@ -4,11 +4,12 @@
 //!
 //! 1. **Clean** (CSV by segments, Parquet by row groups): unreadable rows, rows without a label,
 //!    rows with a missing value under `--missing drop` and duplicates are quarantined as they
-//!    are met, with their line; each kept row's label is kept (4 bytes a row) and duplicates
-//!    are found by a 128-bit hash of the row (24 bytes a distinct row; `--keep-duplicates`
-//!    needs none). The split is then decided from the labels alone, by the same stratified
-//!    shuffle as the in-memory path ([`split_parts`]), so it does not depend on how the rows
-//!    were read.
+//!    are met, with their line; each kept row's label is kept (4 bytes a row, and a byte for
+//!    whether it is kept). Duplicates are found through bucket files on disk: each row's 128-bit
+//!    identity goes to one of 64 files, sorted one at a time after the pass (and quarantined in
+//!    the second pass, when their text is read again). The split is then decided from the
+//!    labels alone, by the same stratified shuffle as the in-memory path ([`split_parts`]), so
+//!    it does not depend on how the rows were read.
 //! 2. **Fit**: the training rows' statistics (count, mean and variance by Welford's update,
 //!    min, max, category counts; mergeable) give the same fitted preprocessor, to the bit, as
 //!    the in-memory fit, which gathers them the same way in the same row order.
@@ -20,7 +21,6 @@
 //! and maps the files ([`Buffer::map`]).
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::fs::File;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{BufWriter, Read, Write};
@@ -206,15 +206,80 @@ struct Cleaned {
     label_levels: Vec<String>,
     report: CleanReport,
     invalid_rows: usize,
+    /// Duplicate rows (valid-row index) with the line of the first row like them, by index;
+    /// quarantined in the second pass, where their text is read again.
+    duplicates: Vec<(u64, u64)>,
 }
 
-fn clean_pass(path: &Path, options: &PipelineOptions, quarantine: &mut QuarantineWriter) -> Result<Cleaned> {
+/// Finds duplicate rows without holding a table of every row: each candidate row's 128-bit
+/// identity, index and line go to one of 64 bucket files by the identity's top bits; each bucket
+/// is then sorted alone (1/64 of the rows in memory at a time, 32 bytes a row).
+struct DuplicateSpill {
+    dir: tempfile::TempDir,
+    buckets: Vec<BufWriter<File>>,
+}
+
+const SPILL_BUCKETS: usize = 64;
+
+impl DuplicateSpill {
+    fn create(near: &Path) -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix(".duplicates-").tempdir_in(near).map_err(|e| Error::io(near, e))?;
+        let buckets = (0..SPILL_BUCKETS)
+            .map(|b| {
+                let path = dir.path().join(b.to_string());
+                File::create(&path).map(|f| BufWriter::with_capacity(64 << 10, f)).map_err(|e| Error::io(&path, e))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { dir, buckets })
+    }
+
+    fn add(&mut self, identity: u128, row: u64, line: u64) -> Result<()> {
+        let bucket = (identity >> 122) as usize;
+        let mut entry = [0u8; 32];
+        entry[..16].copy_from_slice(&identity.to_le_bytes());
+        entry[16..24].copy_from_slice(&row.to_le_bytes());
+        entry[24..].copy_from_slice(&line.to_le_bytes());
+        self.buckets[bucket].write_all(&entry).map_err(|e| Error::io(self.dir.path(), e))
+    }
+
+    /// Every row whose identity an earlier row has, with that earlier row's line, by row.
+    fn duplicates(self) -> Result<Vec<(u64, u64)>> {
+        let mut out = Vec::new();
+        for (b, writer) in self.buckets.into_iter().enumerate() {
+            let path = self.dir.path().join(b.to_string());
+            writer.into_inner().map_err(|e| Error::io(&path, e.into_error()))?;
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            let mut entries: Vec<(u128, u64, u64)> = bytes
+                .chunks_exact(32)
+                .map(|e| {
+                    let long = |a: usize| u64::from_le_bytes(e[a..a + 8].try_into().expect("8 bytes"));
+                    (u128::from_le_bytes(e[..16].try_into().expect("16 bytes")), long(16), long(24))
+                })
+                .collect();
+            drop(bytes);
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            entries.sort_unstable();
+            for run in entries.chunk_by(|a, b| a.0 == b.0) {
+                out.extend(run[1..].iter().map(|&(_, row, _)| (row, run[0].2)));
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+}
+
+fn clean_pass(
+    path: &Path,
+    options: &PipelineOptions,
+    out: &Path,
+    quarantine: &mut QuarantineWriter,
+) -> Result<Cleaned> {
     let mut first: Option<(Vec<String>, Vec<ColumnKind>, usize)> = None;
     let mut kept = Vec::new();
     let mut labels = Vec::new();
     let mut label_levels: Vec<String> = Vec::new();
     let mut level_index: HashMap<String, u32> = HashMap::new();
-    let mut seen: HashMap<u128, u64> = HashMap::new();
+    let mut spill = if options.clean.drop_duplicates { Some(DuplicateSpill::create(out)?) } else { None };
     let mut report = CleanReport::default();
     let mut missing_all: Vec<usize> = Vec::new();
     let mut missing_labelled: Vec<usize> = Vec::new();
@@ -269,18 +334,10 @@ fn clean_pass(path: &Path, options: &PipelineOptions, quarantine: &mut Quarantin
             } else if let (true, Some(column)) = (drop_missing, first_missing) {
                 report.missing_value_rows_dropped += 1;
                 Some((Some(column.clone()), format!("missing value in column '{column}' (policy: drop)")))
-            } else if options.clean.drop_duplicates {
-                match seen.entry(row_identity(&table, r)) {
-                    Entry::Occupied(e) => {
-                        report.duplicate_rows += 1;
-                        Some((None, format!("exact duplicate of line {}", e.get())))
-                    }
-                    Entry::Vacant(e) => {
-                        e.insert(table.lines[r]);
-                        None
-                    }
-                }
             } else {
+                if let Some(spill) = &mut spill {
+                    spill.add(row_identity(&table, r), kept.len() as u64, table.lines[r])?;
+                }
                 None
             };
             match removed {
@@ -320,8 +377,28 @@ fn clean_pass(path: &Path, options: &PipelineOptions, quarantine: &mut Quarantin
     if !drop_missing {
         report.cells_to_impute = report.missing_cells;
     }
+    // Duplicates leave the kept rows (each one's earlier twin stays).
+    let duplicates = match spill {
+        Some(spill) => spill.duplicates()?,
+        None => Vec::new(),
+    };
+    if !duplicates.is_empty() {
+        let mut dups = duplicates.iter().map(|&(row, _)| row as usize).peekable();
+        let mut kept_labels = labels.into_iter();
+        labels = Vec::with_capacity(report.rows_in);
+        for (r, k) in kept.iter_mut().enumerate().filter(|(_, k)| **k) {
+            let label = kept_labels.next().expect("a label per kept row");
+            if dups.peek() == Some(&r) {
+                dups.next();
+                *k = false;
+            } else {
+                labels.push(label);
+            }
+        }
+    }
+    report.duplicate_rows = duplicates.len();
     report.rows_out = labels.len();
-    Ok(Cleaned { names, kinds, label, kept, labels, label_levels, report, invalid_rows })
+    Ok(Cleaned { names, kinds, label, kept, labels, label_levels, report, invalid_rows, duplicates })
 }
 
 /// Appends one part's rows to its two files, checksumming as it goes.
@@ -410,12 +487,7 @@ pub fn prepare_to_dir(
 
     // Pass 1: clean, keep labels; then split from them.
     let mut quarantined = QuarantineWriter::create(quarantine, path)?;
-    let cleaned = timers.time(Phase::Clean, || clean_pass(path, options, &mut quarantined))?;
-    let quarantined_rows = quarantined.finish()?;
-    if quarantined_rows == 0 {
-        // As the in-memory prepare, no quarantine file when nothing was removed.
-        std::fs::remove_file(quarantine).map_err(|e| Error::io(quarantine, e))?;
-    }
+    let cleaned = timers.time(Phase::Clean, || clean_pass(path, options, out, &mut quarantined))?;
     let mut classes = {
         let mut present = vec![false; cleaned.label_levels.len()];
         cleaned.labels.iter().for_each(|&l| present[l as usize] = true);
@@ -454,6 +526,7 @@ pub fn prepare_to_dir(
         let mut stats: Vec<(String, ColumnStats)> = Vec::new();
         let mut train_rows = 0u64;
         let mut next = 0;
+        let mut duplicates_done = 0;
         for batch in batches(path, &load)? {
             let (table, _) = batch?;
             check_schema(path, &table, &cleaned)?;
@@ -468,6 +541,14 @@ pub fn prepare_to_dir(
                         (c.name.clone(), s)
                     })
                     .collect();
+            }
+            // The duplicates found after the first pass, quarantined with their text.
+            while let Some(&(row, first_line)) = cleaned.duplicates.get(duplicates_done)
+                && (row as usize) < next + table.rows()
+            {
+                let reason = format!("exact duplicate of line {first_line}");
+                quarantined.add(&removed_row(&table, row as usize - next, None, reason))?;
+                duplicates_done += 1;
             }
             let train: Vec<usize> = (0..table.rows()).filter(|&r| row_parts[next + r] == Some(Part::Train)).collect();
             next += table.rows();
@@ -495,6 +576,11 @@ pub fn prepare_to_dir(
         }
         preprocessor.fit_from_stats(&label_name, &classes, &stats, train_rows)
     })?;
+    let quarantined_rows = quarantined.finish()?;
+    if quarantined_rows == 0 {
+        // As the in-memory prepare, no quarantine file when nothing was removed.
+        std::fs::remove_file(quarantine).map_err(|e| Error::io(quarantine, e))?;
+    }
 
     // Pass 3: transform and write.
     let (split, counts) = timers.time(Phase::Preprocess, || -> Result<_> {

@@ -6,8 +6,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use trainbench_data::{
-    ColumnKind, InvalidRow, InvalidRowPolicy, LoadOptions, PredictionWriter, Table, read_csv_batches,
-    read_parquet_batches, write_quarantine,
+    ColumnKind, InvalidRow, InvalidRowPolicy, LoadOptions, PredictionWriter, Table, is_prepared_dir, open_prepared_dir,
+    read_csv_batches, read_parquet_batches, write_quarantine,
 };
 use trainbench_engine::{EngineKind, SavedModel, TrainedModel};
 use trainbench_metrics::ClassificationReport;
@@ -19,6 +19,8 @@ use crate::{engines, output};
 const BATCH_BYTES: usize = 32 << 20;
 /// ... and this many rows of Parquet (a batch holds whole row groups where they are smaller).
 const BATCH_ROWS: usize = 256 << 10;
+/// ... and this many rows of a prepared directory's test rows.
+const PREPARED_ROWS: usize = 64 << 10;
 
 /// Apply a saved model to new data: each row's class probabilities and predicted class.
 #[derive(Args, Debug)]
@@ -27,8 +29,9 @@ pub struct PredictArgs {
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
     /// New data with the training columns (any order; the label column is optional — when it
-    /// is there, the metrics are printed too).
-    #[arg(long, value_name = "FILE")]
+    /// is there, the metrics are printed too). Or a prepared directory (`prepare --out`): its
+    /// test rows, already transformed, for a model trained on that directory.
+    #[arg(long, value_name = "FILE|DIR")]
     pub data: PathBuf,
     /// Output: line (a Parquet input's row number), one probability column per class,
     /// prediction. Parquet for a .parquet or .pq name, CSV otherwise; `-` writes CSV to stdout
@@ -81,7 +84,29 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let mut scored = Scored::default();
     let mut invalid: Vec<InvalidRow> = Vec::new();
     let ext = args.data.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    if ext == "parquet" || ext == "pq" {
+    if is_prepared_dir(&args.data) {
+        // The rows are transformed already: only a model fitted with the same preprocessor
+        // reads them as it was trained to.
+        let data = open_prepared_dir(&args.data)?;
+        if data.preprocessor != *pre {
+            anyhow::bail!(
+                "{}: the model was trained with another preprocessor than this prepared directory's; \
+                 predict on the raw file instead",
+                args.data.display()
+            );
+        }
+        let test = &data.test;
+        let d = test.n_features.max(1);
+        for (block, labels) in test.features.chunks(PREPARED_ROWS * d).zip(test.labels.chunks(PREPARED_ROWS)) {
+            let proba = model.predict_proba(block)?;
+            // The test part's row numbers, from 1.
+            let lines: Vec<u64> = (scored.rows as u64 + 1..).take(labels.len()).collect();
+            out.write(&lines, &proba)?;
+            scored.labels.extend_from_slice(labels);
+            scored.proba.extend_from_slice(&proba);
+            scored.rows += labels.len();
+        }
+    } else if ext == "parquet" || ext == "pq" {
         let batches = read_parquet_batches(&args.data, &options, BATCH_ROWS)?;
         for batch in batches {
             let (table, bad) = batch?;
