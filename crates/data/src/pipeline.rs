@@ -215,7 +215,7 @@ fn load_and_clean(
 /// mapped, and its split and preprocessing are the ones it was prepared with.
 pub fn prepare(path: &Path, options: &PipelineOptions, timers: &mut PhaseTimers) -> Result<PreparedData> {
     if crate::prepared_dir::is_prepared_dir(path) {
-        return timers.time(Phase::Load, || crate::prepared_dir::open_prepared_dir(path));
+        return timers.time(Phase::Load, || crate::prepared_dir::open_prepared_dir_for(path, &options.split));
     }
     options.split.validate()?;
     if let Some((need, budget, limit)) = too_large_for_memory(path, options) {

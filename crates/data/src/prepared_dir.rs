@@ -717,16 +717,7 @@ fn at_line(e: Error, table: &Table, rows: &[usize]) -> Error {
 /// Opens a prepared directory: checks the manifest, each file's size and CRC-32 (one
 /// sequential read), and maps the files. Nothing is loaded: the rows stay in the files.
 pub fn open_prepared_dir(dir: &Path) -> Result<PreparedData> {
-    let manifest_path = dir.join(MANIFEST);
-    let text = std::fs::read_to_string(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
-    let manifest: Manifest = serde_json::from_str(&text)
-        .map_err(|e| Error::Corrupt { path: manifest_path.clone(), reason: format!("not a manifest: {e}") })?;
-    if manifest.format != FORMAT {
-        return Err(Error::Corrupt {
-            path: manifest_path,
-            reason: format!("format '{}', this trainbench reads '{FORMAT}'", manifest.format),
-        });
-    }
+    let manifest = read_manifest(dir)?;
     let width = manifest.feature_names.len();
     let open = |part: &PartEntry| -> Result<Prepared> {
         let features: Buffer<f32> = map_checked(dir, &part.features)?;
@@ -762,6 +753,46 @@ pub fn open_prepared_dir(dir: &Path) -> Result<PreparedData> {
         summary: manifest.summary,
         quarantine: Vec::new(),
     })
+}
+
+/// Opens a prepared directory (see [`open_prepared_dir`]) for a command whose own split options
+/// are `split`: the directory's split stands, and a difference is said on stderr, since the rows
+/// were split when the directory was prepared.
+pub(crate) fn open_prepared_dir_for(dir: &Path, split: &SplitOptions) -> Result<PreparedData> {
+    let manifest = read_manifest(dir)?;
+    let own = &manifest.split;
+    if (own.valid_fraction, own.test_fraction, own.seed, own.stratify, own.chronological)
+        != (split.valid_fraction, split.test_fraction, split.seed, split.stratify, split.chronological)
+    {
+        eprintln!(
+            "note: {} was prepared with validation fraction {}, test fraction {}, seed {}; those stand (this \
+             command asked for {}, {}, seed {}: prepare again with --valid-fraction, --test-fraction, --seed \
+             to change them)",
+            dir.display(),
+            own.valid_fraction,
+            own.test_fraction,
+            own.seed,
+            split.valid_fraction,
+            split.test_fraction,
+            split.seed
+        );
+    }
+    open_prepared_dir(dir)
+}
+
+/// Reads and checks a prepared directory's manifest.
+fn read_manifest(dir: &Path) -> Result<Manifest> {
+    let manifest_path = dir.join(MANIFEST);
+    let text = std::fs::read_to_string(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
+    let manifest: Manifest = serde_json::from_str(&text)
+        .map_err(|e| Error::Corrupt { path: manifest_path.clone(), reason: format!("not a manifest: {e}") })?;
+    if manifest.format != FORMAT {
+        return Err(Error::Corrupt {
+            path: manifest_path,
+            reason: format!("format '{}', this trainbench reads '{FORMAT}'", manifest.format),
+        });
+    }
+    Ok(manifest)
 }
 
 fn map_checked<T: crate::buffer::Plain>(dir: &Path, entry: &FileEntry) -> Result<Buffer<T>> {

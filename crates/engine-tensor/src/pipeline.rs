@@ -55,6 +55,62 @@ pub fn epoch_order(rows: usize, seed: u64, epoch: usize, buffer: Option<usize>) 
     order
 }
 
+/// tf.data's `shuffle(buffer)` over the rows as they lie: the buffer holds copies of the rows
+/// (as tf.data's does), filled and refilled in file order, so the rows are read once and
+/// sequentially — a prepared directory larger than memory is streamed, not paged at random.
+/// It yields the rows in [`epoch_order`]'s order for the same buffer (the same draws).
+struct BufferedShuffle<'a> {
+    data: &'a Prepared,
+    rng: ChaCha8Rng,
+    /// Held rows' features (`held_labels.len()` rows) and labels.
+    held: Vec<f32>,
+    held_labels: Vec<u32>,
+    /// The next row to read into the buffer.
+    next: usize,
+}
+
+impl<'a> BufferedShuffle<'a> {
+    fn new(data: &'a Prepared, buffer: usize, seed: u64, epoch: usize) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(epoch as u64);
+        let filled = buffer.min(data.rows());
+        let d = data.n_features;
+        Self {
+            data,
+            rng,
+            held: data.features[..filled * d].to_vec(),
+            held_labels: data.labels[..filled].to_vec(),
+            next: filled,
+        }
+    }
+
+    /// Moves the next row of the order to the end of `features` and `labels`; false when all
+    /// rows have been drawn.
+    fn pop(&mut self, features: &mut Vec<f32>, labels: &mut Vec<u32>) -> bool {
+        let held = self.held_labels.len();
+        if held == 0 {
+            return false;
+        }
+        let d = self.data.n_features;
+        let i = self.rng.random_range(0..held);
+        features.extend_from_slice(&self.held[i * d..(i + 1) * d]);
+        labels.push(self.held_labels[i]);
+        if self.next < self.data.rows() {
+            let r = self.next;
+            self.held[i * d..(i + 1) * d].copy_from_slice(&self.data.features[r * d..(r + 1) * d]);
+            self.held_labels[i] = self.data.labels[r];
+            self.next += 1;
+        } else {
+            // Vec::swap_remove, for both.
+            let last = held - 1;
+            self.held.copy_within(last * d..held * d, i * d);
+            self.held.truncate(last * d);
+            self.held_labels.swap_remove(i);
+        }
+        true
+    }
+}
+
 /// Starts a thread in `scope` that sends the batches of `epoch`, at most [`PREFETCH`] ahead.
 pub fn prefetch<'scope>(
     scope: &'scope Scope<'scope, '_>,
@@ -67,7 +123,25 @@ pub fn prefetch<'scope>(
     let (tx, rx) = sync_channel(PREFETCH);
     scope.spawn(move || {
         let d = data.n_features;
-        let order = epoch_order(data.labels.len(), seed, epoch, shuffle_buffer);
+        let rows = data.rows();
+        if let Some(buffer) = shuffle_buffer.filter(|&b| b < rows) {
+            data.features.advise_sequential(true);
+            let mut shuffle = BufferedShuffle::new(data, buffer.max(1), seed, epoch);
+            for step in 1.. {
+                let mut features = Vec::with_capacity(batch_size * d);
+                let mut labels = Vec::with_capacity(batch_size);
+                while labels.len() < batch_size && shuffle.pop(&mut features, &mut labels) {}
+                if labels.is_empty() {
+                    return;
+                }
+                let batch = Batch { step, rows: labels.len(), features, labels };
+                if tx.send(batch).is_err() {
+                    return; // the training loop stopped early
+                }
+            }
+            return;
+        }
+        let order = epoch_order(rows, seed, epoch, None);
         for (i, rows) in order.chunks(batch_size).enumerate() {
             let mut features = Vec::with_capacity(rows.len() * d);
             for &r in rows {
@@ -105,5 +179,28 @@ mod tests {
             }
         }
         assert_eq!(epoch_order(50, 1, 0, Some(1)), (0..50).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_buffer_holds_row_copies_and_yields_the_order_of_epoch_order() {
+        let rows = 500;
+        let data = Prepared {
+            features: (0..rows * 3).map(|v| v as f32).collect(),
+            n_features: 3,
+            labels: (0..rows as u32).collect(),
+            feature_names: vec!["a".into(), "b".into(), "c".into()],
+            class_names: vec!["x".into()],
+            categorical_features: Vec::new(),
+        };
+        for buffer in [1, 7, 64, 499] {
+            let want = epoch_order(rows, 11, 2, Some(buffer));
+            let mut shuffle = BufferedShuffle::new(&data, buffer, 11, 2);
+            let (mut features, mut labels) = (Vec::new(), Vec::new());
+            while shuffle.pop(&mut features, &mut labels) {}
+            let got: Vec<usize> = labels.iter().map(|&l| l as usize).collect();
+            assert_eq!(got, want, "buffer {buffer}");
+            let gathered: Vec<f32> = want.iter().flat_map(|&r| data.row(r).to_vec()).collect();
+            assert_eq!(features, gathered, "buffer {buffer}");
+        }
     }
 }
