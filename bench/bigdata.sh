@@ -6,10 +6,11 @@
 #   memory   the first --subset-rows rows of the file, prepared in memory (no limit)
 #   cached   the whole prepared directory, mapped, with no limit (its pages in the page cache)
 #   limited  the whole prepared directory, mapped, inside a memory cgroup of --limit-mib
-# and prints rows per second per pass (training rows x iterations / fit seconds; a tensor epoch
-# is one pass), fit seconds, iterations and the peak resident memory of the process, beside the
-# disk's sequential read rate (dd, caches dropped first where allowed). Raw run records (train
-# --json) go to --out.
+# and prints rows per second per pass over the training rows (an L-BFGS evaluation, a tree
+# level, an epoch), the bytes of prepared rows that makes per second, fit seconds, the peak
+# resident memory of the process and the test log-loss (cached and limited fit the same model),
+# beside the disk's sequential read rate (dd, caches dropped first where allowed). Raw run
+# records (train --json) go to --out.
 #
 # Usage: bench/bigdata.sh [--rows 3000000] [--subset-rows 300000] [--limit-mib 512]
 #                         [--models "lr tree mlp"] [--dir DIR] [--out DIR]
@@ -27,7 +28,7 @@ while [[ $# -gt 0 ]]; do
     --models) models="$2"; shift 2 ;;
     --dir) dir="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -61,7 +62,7 @@ prepared_bytes=$(du -sb "$data_dir/prepared" | cut -f1)
 echo "# $(date -u +%F) $(git rev-parse --short HEAD); $rows rows ($(du -h "$csv" | cut -f1) CSV, $((prepared_bytes >> 20)) MiB prepared); limit ${limit_mib} MiB; subset $subset rows; $(machine)"
 echo "# sequential read of the CSV, caches dropped: $read_rate; prepare inside the limit: ${prepare_s} s, peak $(python3 -c "import json,sys; print(json.load(open('$out/prepare.json'))['peak_rss_bytes'] >> 20)") MiB"
 
-printf '%-6s %-8s %10s %6s %9s %14s %10s\n' model run rows iters "fit s" "rows/s/pass" "peak MiB"
+printf '%-6s %-8s %10s %6s %9s %14s %10s %10s %12s\n' model run rows passes "fit s" "rows/s/pass" "data MB/s" "peak MiB" "test loss"
 for model in $models; do
   case $model in
     lr) args=(--engine spark --model lr --max-iter 10) ;;
@@ -79,10 +80,14 @@ for model in $models; do
     python3 - "$out/$model-$run.json" "$model" "$run" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
-passes = max(r["iterations"], 1)
+# A pass reads every training row once: an L-BFGS evaluation (spark lr, mlp), a tree level, an epoch.
+passes = max(r.get("evaluations") or r["iterations"], 1)
 rate = r["train_rows"] * passes / r["fit_seconds"]
+row_bytes = 4 * r["features"] + 4
 peak = max(r["peak_rss_bytes"], r.get("process_peak_rss_bytes", 0)) >> 20
-print(f'{sys.argv[2]:<6} {sys.argv[3]:<8} {r["train_rows"]:>10} {passes:>6} {r["fit_seconds"]:>9.2f} {rate:>14.0f} {peak:>10}')
+loss = r["scores"]["log_loss"]
+print(f'{sys.argv[2]:<6} {sys.argv[3]:<8} {r["train_rows"]:>10} {passes:>6} {r["fit_seconds"]:>9.2f} {rate:>14.0f} '
+      f'{rate * row_bytes / 1e6:>10.0f} {peak:>10} {loss:>12.9f}')
 EOF
   done
 done
