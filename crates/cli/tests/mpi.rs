@@ -70,6 +70,34 @@ fn spark_models_on_two_processes_are_bit_identical_to_one_process() {
 }
 
 #[test]
+fn ranks_on_one_host_share_a_prepared_directory_and_fit_what_one_process_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json(&trainbench(&["gen", "mixed", "--rows", "3000", "--seed", "6", "--out", "m.csv", "--json"], d));
+    // Prepared once; both ranks map the same files (on one host, the same page-cache pages).
+    json(&trainbench(&["prepare", "--data", "m.csv", "--label", "label", "--out", "p", "--json"], d));
+    for (engine, model) in [("spark", "lr"), ("spark", "tree"), ("tensor", "mlp")] {
+        let args = |workers: &'static str, out: &'static str| {
+            let mut a = vec!["train", "--engine", engine, "--model", model, "--data", "p", "--workers", workers];
+            a.extend(["--save", out, "--json"]);
+            if engine == "tensor" {
+                a.extend(["--epochs", "2", "--batch-size", "256"]);
+            }
+            a
+        };
+        let one = json(&trainbench(&args("2", "one.json"), d));
+        let two = json(&mpirun2(&args("1", "two.json"), d));
+        assert_eq!(two["processes"], 2, "{engine} {model}");
+        let (a, b) = (saved(d, "one.json"), saved(d, "two.json"));
+        assert_eq!(loss_bits(&a), loss_bits(&b), "{engine} {model}: the losses differ");
+        assert_eq!(one["scores"], two["scores"], "{engine} {model}");
+        if engine == "spark" {
+            assert_eq!(a["state"], b["state"], "{engine} {model}: the fitted parameters differ");
+        }
+    }
+}
+
+#[test]
 fn tensor_models_on_two_processes_equal_two_replicas_in_one_process() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
