@@ -706,12 +706,19 @@ fn builtin_data(out: &Path, rows: u64, seed: u64, quiet: bool) -> Result<PathBuf
 fn subsample(data: &Prepared, fraction: f64, seed: u64) -> Prepared {
     let n = data.labels.len();
     let want = ((n as f64 * fraction).round() as usize).max(1);
+    if want == n {
+        // All rows, as `train` sees them: no copy (rows mapped from a prepared directory stay
+        // mapped, so a sweep can cross the memory boundary).
+        return data.clone();
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5ca1e);
     let all: Vec<usize> = (0..n).collect();
     let rows: Vec<usize> = if want <= n {
         let mut order = all.clone();
         order.shuffle(&mut rng);
         order.truncate(want);
+        // A random subset, in the rows' own order (read sequentially from a mapped file).
+        order.sort_unstable();
         order
     } else {
         (0..want).map(|_| *all.choose(&mut rng).unwrap_or(&0)).collect()
