@@ -284,6 +284,7 @@ fn clean_pass(
     let mut missing_all: Vec<usize> = Vec::new();
     let mut missing_labelled: Vec<usize> = Vec::new();
     let mut invalid_rows = 0;
+    let mut first_invalid: Option<InvalidRow> = None;
     let drop_missing = options.clean.missing == MissingPolicy::Drop;
     for batch in batches(path, &options.load)? {
         let (table, invalid) = batch?;
@@ -293,6 +294,9 @@ fn clean_pass(
             return Err(Error::InvalidRow { path: path.to_owned(), line: bad.line, reason: bad.reason.clone() });
         }
         invalid_rows += invalid.len();
+        if first_invalid.is_none() {
+            first_invalid = invalid.first().cloned();
+        }
         for row in &invalid {
             quarantine.add(row)?;
         }
@@ -356,8 +360,13 @@ fn clean_pass(
         return Err(Error::NoRows { path: path.to_owned() });
     };
     if report.rows_in == 0 {
-        return Err(if invalid_rows > 0 {
-            Error::InvalidOption(format!("{}: all {invalid_rows} data rows are invalid", path.display()))
+        return Err(if let Some(first) = first_invalid {
+            Error::AllRowsInvalid {
+                path: path.to_owned(),
+                invalid: invalid_rows,
+                first_line: first.line,
+                first_reason: first.reason,
+            }
         } else {
             Error::NoRows { path: path.to_owned() }
         });
@@ -466,6 +475,12 @@ pub fn prepare_to_dir(
     timers: &mut PhaseTimers,
 ) -> Result<Manifest> {
     options.split.validate()?;
+    if is_prepared_dir(path) {
+        return Err(Error::InvalidOption(format!(
+            "{} is a prepared directory already; pass it as --data to train, compare, scale, tune, run or predict",
+            path.display()
+        )));
+    }
     if options.test_data.is_some() {
         return Err(Error::InvalidOption(
             "a separate test file cannot be prepared into a directory yet; prepare without --test-data".into(),
@@ -941,5 +956,34 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(err.contains("--missing median needs every training value"), "{err}");
+    }
+
+    #[test]
+    fn bad_inputs_get_the_in_memory_path_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            ("empty.csv", "", "file is empty"),
+            ("header.csv", "a,b,y\n", "no data rows after the header"),
+            ("one.csv", "a,y\n1,p\n2,p\n", "has one class ('p')"),
+            ("bad.csv", "a,b,y\n1,2\n3\n", "all 2 data rows are invalid (first: line 2: expected 3 fields, found 2)"),
+            ("gap.csv", "a,b,y\n1,,p\n2,,q\n", "column 'b' has only missing values (2 rows)"),
+        ];
+        let options = PipelineOptions::default();
+        for (name, text, want) in cases {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let q = dir.path().join("q.csv");
+            let disk = prepare_to_dir(&path, &options, &dir.path().join("out"), &q, &mut PhaseTimers::new());
+            let memory = prepare(&path, &options, &mut PhaseTimers::new());
+            let (disk, memory) = (disk.unwrap_err().to_string(), memory.unwrap_err().to_string());
+            assert!(disk.contains(want), "{name}: {disk}");
+            assert!(memory.contains(want), "{name}: {memory}");
+        }
+        let good = messy_csv(dir.path(), 3_000);
+        let out = dir.path().join("p");
+        prepare_to_dir(&good, &options, &out, &dir.path().join("q.csv"), &mut PhaseTimers::new()).unwrap();
+        let again =
+            prepare_to_dir(&out, &options, &dir.path().join("p2"), &dir.path().join("q.csv"), &mut PhaseTimers::new());
+        assert!(again.unwrap_err().to_string().contains("is a prepared directory already"));
     }
 }
