@@ -77,6 +77,10 @@ fn a_prepared_directory_trains_the_models_its_file_trains() {
     let o = trainbench(&["predict", "--model", "lr.json", "--data", "other", "--out", "q.csv"], d);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("another preprocessor"), "{}", stderr(&o));
+    // A command that reads data files says what a directory is.
+    let o = trainbench(&["inspect", "prepared"], d);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("prepared is a prepared directory"), "{}", stderr(&o));
     // A damaged file is named, not trained on.
     std::fs::write(d.join("prepared/test.labels.u32"), b"xx").unwrap();
     let o = trainbench(&train_args("spark", "lr", &[], "prepared", "x.json"), d);

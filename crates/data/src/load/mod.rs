@@ -151,6 +151,14 @@ pub struct Loaded {
 /// Reads `path`, choosing the format by extension (`.parquet`, `.pq`) or content (IDX magic
 /// number); anything else is read as delimited text.
 pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded> {
+    if path.is_dir() {
+        let what = if crate::prepared_dir::is_prepared_dir(path) {
+            "a prepared directory: train, compare, scale, tune, run and predict take it as --data; this command reads a data file"
+        } else {
+            "a directory, not a data file"
+        };
+        return Err(Error::InvalidOption(format!("{} is {what}", path.display())));
+    }
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     let loaded = if ext == "parquet" || ext == "pq" {
         parquet::load(path, options)?
