@@ -219,20 +219,8 @@ pub fn prepare(path: &Path, options: &PipelineOptions, timers: &mut PhaseTimers)
     }
     options.split.validate()?;
     if let Some((need, budget, limit)) = too_large_for_memory(path, options) {
-        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
-        let why = format!(
-            "{} needs about {:.2} GiB to prepare in memory, and {limit} leaves {:.2} GiB",
-            path.display(),
-            gib(need),
-            gib(budget)
-        );
-        if options.test_data.is_some() || fitted_needs_all_values(options) {
-            return Err(Error::InvalidOption(format!(
-                "{why}; prepare it first with `trainbench prepare --data FILE --out DIR` (without --test-data \
-                 and with --missing mean, constant or drop) and pass the directory as --data"
-            )));
-        }
-        eprintln!("note: {why}: preparing it through a temporary prepared directory (streamed, then mapped)");
+        let what = format!("{} needs about {} to prepare in memory", path.display(), gib(need));
+        will_not_fit(&what, budget, limit, options)?;
         return prepare_through_directory(path, options, timers);
     }
     let (table, source, mut quarantine) = load_and_clean(path, options, timers)?;
@@ -279,20 +267,12 @@ pub fn prepare(path: &Path, options: &PipelineOptions, timers: &mut PhaseTimers)
         if let Some((budget, limit)) = trainbench_metrics::memory_budget()
             && need > budget
         {
-            let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
-            let why = format!(
-                "the prepared rows of {} take {:.2} GiB, and {limit} leaves {:.2} GiB",
-                path.display(),
-                gib(need),
-                gib(budget)
-            );
-            if test_part.is_some() || fitted_needs_all_values(options) {
-                return Err(Error::InvalidOption(format!(
-                    "{why}; prepare it first with `trainbench prepare --data FILE --out DIR` (without --test-data \
-                     and with --missing mean, constant or drop) and pass the directory as --data"
-                )));
-            }
-            eprintln!("note: {why}: preparing it through a temporary prepared directory (streamed, then mapped)");
+            will_not_fit(
+                &format!("the prepared rows of {} take {}", path.display(), gib(need)),
+                budget,
+                limit,
+                options,
+            )?;
             return Ok(None);
         }
         // The table is consumed column by column, so it and the prepared rows are never both
@@ -338,6 +318,25 @@ pub fn prepare(path: &Path, options: &PipelineOptions, timers: &mut PhaseTimers)
         Some(data) => Ok(data),
         None => prepare_through_directory(path, options, timers),
     }
+}
+
+/// Preparing in memory would not fit (`what` needs more than `budget` bytes, which `limit`
+/// leaves): an error where the rows cannot be streamed, else the note, on stderr, that they go
+/// through a temporary prepared directory.
+fn will_not_fit(what: &str, budget: u64, limit: &str, options: &PipelineOptions) -> Result<()> {
+    let why = format!("{what}, and {limit} leaves {}", gib(budget));
+    if options.test_data.is_some() || fitted_needs_all_values(options) {
+        return Err(Error::InvalidOption(format!(
+            "{why}; prepare it first with `trainbench prepare --data FILE --out DIR` (without --test-data and \
+             with --missing mean, constant or drop) and pass the directory as --data"
+        )));
+    }
+    eprintln!("note: {why}: preparing it through a temporary prepared directory (streamed, then mapped)");
+    Ok(())
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
 /// Whether the preprocessor needs every value in memory (median, numeric mode): then it cannot
