@@ -433,6 +433,7 @@ fn scale_sweeps_rows_and_workers_and_a_failed_run_is_recorded() {
     assert!(cnn.iter().all(|r| r["status"] == "failed" && r["error"].as_str().unwrap().contains("too few")), "{cnn:?}");
     let html = std::fs::read_to_string(d.join("rep/report.html")).unwrap();
     assert!(html.contains("id=\"chart-scale-rows\"") && html.contains("id=\"chart-scale-workers\""));
+    assert!(html.contains("id=\"chart-scale-throughput\""));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("spark lr: time ∝ rows^"), "{out}");
     // A sweep is not a like-for-like comparison, and says so rather than "no model family".

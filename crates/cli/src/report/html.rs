@@ -264,6 +264,23 @@ fn scaling(body: &mut String, results: &Results, all: &[Group]) {
         (true, true),
         false,
     ));
+    // Rows trained per second: flat while each size fits the same way, falling where the rows
+    // leave memory (a sweep over a prepared directory crosses that boundary).
+    let throughput: Vec<Series> = rows_series
+        .iter()
+        .map(|s| Series {
+            name: s.name.clone(),
+            points: s.points.iter().filter(|&&(_, t)| t > 0.0).map(|&(rows, t)| (rows, rows / t)).collect(),
+        })
+        .collect();
+    body.push_str(&line_chart(
+        "chart-scale-throughput",
+        "Throughput against training rows",
+        ("training rows", "rows per second of fit"),
+        &throughput,
+        (true, false),
+        false,
+    ));
     body.push_str(&line_chart(
         "chart-scale-workers",
         "Speedup against workers",

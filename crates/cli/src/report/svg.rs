@@ -38,7 +38,12 @@ fn tick_label(v: f64) -> String {
     if a == 0.0 {
         "0".into()
     } else if !(1e-3..1e5).contains(&a) {
-        format!("{v:.0e}")
+        // Up to four significant digits, so that ticks a small step apart differ (4.2e5, 4.4e5).
+        let text = format!("{v:.3e}");
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+        let mantissa =
+            if mantissa.contains('.') { mantissa.trim_end_matches('0').trim_end_matches('.') } else { mantissa };
+        format!("{mantissa}e{exponent}")
     } else if a >= 100.0 {
         format!("{v:.0}")
     } else if a >= 1.0 {
@@ -384,6 +389,15 @@ mod tests {
             .skip(1)
             .filter_map(|e| e.split(&format!(" {attribute}=\"")).nth(1)?.split('"').next()?.parse().ok())
             .collect()
+    }
+
+    #[test]
+    fn large_and_small_tick_labels_keep_their_digits() {
+        assert_eq!(tick_label(420_000.0), "4.2e5");
+        assert_eq!(tick_label(440_000.0), "4.4e5");
+        assert_eq!(tick_label(2_000_000.0), "2e6");
+        assert_eq!(tick_label(0.0005), "5e-4");
+        assert_eq!(tick_label(1234.0), "1234");
     }
 
     #[test]
