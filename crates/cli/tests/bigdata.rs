@@ -9,16 +9,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{json, stderr, trainbench};
-
-fn saved(dir: &Path, name: &str) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
-}
-
-/// The losses of a saved model's log, as bits.
-fn loss_bits(model: &serde_json::Value) -> Vec<u64> {
-    model["log"]["entries"].as_array().unwrap().iter().map(|e| e["loss"].as_f64().unwrap().to_bits()).collect()
-}
+use common::{json, loss_bits, saved, stderr, trainbench};
 
 fn assert_same_model(dir: &Path, a: &str, b: &str, what: &str) {
     let (a, b) = (saved(dir, a), saved(dir, b));

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{json, stderr, stdout, trainbench};
+use common::{json, loss_bits, saved, stderr, stdout, trainbench};
 
 /// `mpirun -np 2 trainbench ARGS` in `dir`, on loopback (oversubscribed: CI has two cores; as
 /// root in CI's container).
@@ -27,15 +27,6 @@ fn mpirun(ranks: &[&[&str]], dir: &Path) -> Output {
 /// The same arguments on both ranks.
 fn mpirun2(args: &[&str], dir: &Path) -> Output {
     mpirun(&[args, args], dir)
-}
-
-fn saved(dir: &Path, name: &str) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
-}
-
-/// The losses of a saved model's log, as bits.
-fn loss_bits(model: &serde_json::Value) -> Vec<u64> {
-    model["log"]["entries"].as_array().unwrap().iter().map(|e| e["loss"].as_f64().unwrap().to_bits()).collect()
 }
 
 #[test]

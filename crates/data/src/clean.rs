@@ -157,7 +157,8 @@ pub fn clean(table: Table, options: &CleanOptions) -> Result<(Table, CleanReport
     Ok((cleaned, report, removed))
 }
 
-fn removed_row(table: &Table, r: usize, column: Option<String>, reason: String) -> InvalidRow {
+/// Row `r` of `table` as a quarantined row: its line, the column at fault, why, and its values.
+pub(crate) fn removed_row(table: &Table, r: usize, column: Option<String>, reason: String) -> InvalidRow {
     let raw = table.columns.iter().map(|c| c.display(r)).collect::<Vec<_>>().join(",");
     InvalidRow { line: table.lines[r], column, reason, raw }
 }

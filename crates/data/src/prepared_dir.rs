@@ -30,9 +30,11 @@ use serde::{Deserialize, Serialize};
 use trainbench_metrics::{Phase, PhaseTimers};
 
 use crate::buffer::{Buffer, write_le};
-use crate::clean::{CleanReport, MissingPolicy};
+use crate::clean::{CleanReport, MissingPolicy, removed_row};
 use crate::error::{Error, Result};
-use crate::load::{Format, InvalidRow, InvalidRowPolicy, LoadOptions, load, read_csv_batches, read_parquet_batches};
+use crate::load::{
+    Format, InvalidRow, InvalidRowPolicy, LoadOptions, detect_format, load, read_csv_batches, read_parquet_batches,
+};
 use crate::pipeline::{PipelineOptions, PrepareSummary, PreparedData, SourceSummary, SplitSummary};
 use crate::prepared::Prepared;
 use crate::preprocess::{ColumnStats, NumericStats, Preprocessor};
@@ -110,25 +112,13 @@ type Batches = Box<dyn Iterator<Item = Result<(Table, Vec<InvalidRow>)>>>;
 
 /// The batches of a file: CSV by segments, Parquet by row groups, IDX (small by nature) whole.
 fn batches(path: &Path, options: &LoadOptions) -> Result<Batches> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    Ok(if ext == "parquet" || ext == "pq" {
-        Box::new(read_parquet_batches(path, options, BATCH_BYTES / 256)?)
-    } else if crate::load::looks_like_idx(path)? {
-        let loaded = load(path, options)?;
-        Box::new(std::iter::once(Ok((loaded.table, loaded.invalid))))
-    } else {
-        Box::new(read_csv_batches(path, options, BATCH_BYTES)?)
-    })
-}
-
-fn format_of(path: &Path) -> Result<Format> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    Ok(if ext == "parquet" || ext == "pq" {
-        Format::Parquet
-    } else if crate::load::looks_like_idx(path)? {
-        Format::Idx
-    } else {
-        Format::Csv
+    Ok(match detect_format(path)? {
+        Format::Parquet => Box::new(read_parquet_batches(path, options, BATCH_BYTES / 256)?),
+        Format::Idx => {
+            let loaded = load(path, options)?;
+            Box::new(std::iter::once(Ok((loaded.table, loaded.invalid))))
+        }
+        Format::Csv => Box::new(read_csv_batches(path, options, BATCH_BYTES)?),
     })
 }
 
@@ -156,11 +146,6 @@ fn row_identity(table: &Table, r: usize) -> u128 {
         }
     }
     (u128::from(halves[0].finish()) << 64) | u128::from(halves[1].finish())
-}
-
-fn removed_row(table: &Table, r: usize, column: Option<String>, reason: String) -> InvalidRow {
-    let raw = table.columns.iter().map(|c| c.display(r)).collect::<Vec<_>>().join(",");
-    InvalidRow { line: table.lines[r], column, reason, raw }
 }
 
 /// Writes quarantined rows as they come: `file,line,column,reason,row`.
@@ -498,7 +483,7 @@ pub fn prepare_to_dir(
     if manifest_path.exists() {
         std::fs::remove_file(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
     }
-    let format = format_of(path)?;
+    let format = detect_format(path)?;
 
     // Pass 1: clean, keep labels; then split from them.
     let mut quarantined = QuarantineWriter::create(quarantine, path)?;
@@ -732,7 +717,10 @@ fn at_line(e: Error, table: &Table, rows: &[usize]) -> Error {
 /// Opens a prepared directory: checks the manifest, each file's size and CRC-32 (one
 /// sequential read), and maps the files. Nothing is loaded: the rows stay in the files.
 pub fn open_prepared_dir(dir: &Path) -> Result<PreparedData> {
-    let manifest = read_manifest(dir)?;
+    open_with_manifest(dir, read_manifest(dir)?)
+}
+
+fn open_with_manifest(dir: &Path, manifest: Manifest) -> Result<PreparedData> {
     let width = manifest.feature_names.len();
     let open = |part: &PartEntry| -> Result<Prepared> {
         let features: Buffer<f32> = map_checked(dir, &part.features)?;
@@ -792,7 +780,7 @@ pub(crate) fn open_prepared_dir_for(dir: &Path, split: &SplitOptions) -> Result<
             split.seed
         );
     }
-    open_prepared_dir(dir)
+    open_with_manifest(dir, manifest)
 }
 
 /// Reads and checks a prepared directory's manifest.

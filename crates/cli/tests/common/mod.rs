@@ -10,6 +10,16 @@ pub fn trainbench(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_trainbench")).args(args).current_dir(dir).output().expect("binary runs")
 }
 
+/// A model file saved by `train --save` in `dir`.
+pub fn saved(dir: &Path, name: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
+}
+
+/// The losses of a saved model's log, as bits.
+pub fn loss_bits(model: &serde_json::Value) -> Vec<u64> {
+    model["log"]["entries"].as_array().unwrap().iter().map(|e| e["loss"].as_f64().unwrap().to_bits()).collect()
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

@@ -4,9 +4,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::csv::{
-    Chunk, ChunkSpec, Merger, chunk_bounds, detect_delimiter, infer_kinds, last_record_end, parse_chunk, read_header,
-};
+use super::csv::{ChunkSpec, Merger, detect_delimiter, infer_kinds, last_record_end, parse_in_chunks, read_header};
 use crate::error::{Error, Result};
 use crate::load::{InvalidRow, LoadOptions, apply_overrides};
 use crate::table::{Column, ColumnKind, MISSING_CODE, Table};
@@ -136,20 +134,7 @@ impl CsvBatches {
             ChunkSpec { names: &self.names, kinds: &self.kinds, delimiter: self.delimiter, missing: &self.missing };
         let bytes = &self.pending[..cut];
         let threads = if bytes.len() < super::csv::MIN_PARALLEL_BYTES { 1 } else { self.threads };
-        let bounds = chunk_bounds(bytes, 0, threads);
-        let first_line = self.next_line;
-        let chunks: Vec<Chunk> = std::thread::scope(|s| {
-            let handles: Vec<_> = bounds
-                .windows(2)
-                .map(|w| {
-                    let (start, end) = (w[0], w[1]);
-                    let line = first_line + memchr::memchr_iter(b'\n', &bytes[..start]).count() as u64;
-                    let spec = &spec;
-                    s.spawn(move || parse_chunk(&bytes[start..end], line, 0, spec))
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().expect("chunk parser does not panic")).collect()
-        });
+        let chunks = parse_in_chunks(bytes, self.next_line, threads, 0, &spec);
         self.next_line += memchr::memchr_iter(b'\n', bytes).count() as u64;
         self.pending.drain(..cut);
         let label = if self.synthetic_label.is_some() { 0 } else { self.label };

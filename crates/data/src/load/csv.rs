@@ -121,31 +121,15 @@ impl<'a> Parser<'a> {
             0 if bytes.len() < MIN_PARALLEL_BYTES => 1,
             _ => self.options.thread_count(),
         };
-        let bounds = chunk_bounds(bytes, 0, threads);
         let spec = ChunkSpec {
             names: &self.names,
             kinds: &self.kinds,
             delimiter: self.delimiter,
             missing: &self.options.missing_values,
         };
-        let lines_before = self.lines_before;
+        // The file's first chunk reserves room for every row, so merging only appends.
         let first_reserve = std::mem::take(&mut self.reserve);
-        let chunks: Vec<Chunk> = std::thread::scope(|s| {
-            let handles: Vec<_> = bounds
-                .windows(2)
-                .map(|w| {
-                    let (start, end) = (w[0], w[1]);
-                    // Lines before this chunk: the segments' before it, plus every newline in
-                    // this segment before it.
-                    let first_line = lines_before + memchr::memchr_iter(b'\n', &bytes[..start]).count() as u64;
-                    let spec = &spec;
-                    // The file's first chunk reserves room for every row, so merging only appends.
-                    let reserve = if start == 0 { first_reserve } else { 0 };
-                    s.spawn(move || parse_chunk(&bytes[start..end], first_line, reserve, spec))
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().expect("chunk parser does not panic")).collect()
-        });
+        let chunks = parse_in_chunks(bytes, self.lines_before, threads, first_reserve, &spec);
         self.lines_before += memchr::memchr_iter(b'\n', bytes).count() as u64;
         for chunk in chunks {
             self.merger.add(chunk);
@@ -277,8 +261,34 @@ fn parse_number(field: &[u8]) -> Option<f64> {
     fast_float2::parse::<f64, _>(field).ok()
 }
 
+/// Parses whole records `bytes` (lines `first_line` on) in up to `threads` chunks cut at record
+/// ends, each on its own thread; the chunks in file order. The first chunk reserves room for
+/// `first_reserve` rows.
+pub(super) fn parse_in_chunks(
+    bytes: &[u8],
+    first_line: u64,
+    threads: usize,
+    first_reserve: usize,
+    spec: &ChunkSpec,
+) -> Vec<Chunk> {
+    let bounds = chunk_bounds(bytes, 0, threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = bounds
+            .windows(2)
+            .map(|w| {
+                let (start, end) = (w[0], w[1]);
+                // Lines before this chunk: those before `bytes`, plus every newline before it.
+                let line = first_line + memchr::memchr_iter(b'\n', &bytes[..start]).count() as u64;
+                let reserve = if start == 0 { first_reserve } else { 0 };
+                s.spawn(move || parse_chunk(&bytes[start..end], line, reserve, spec))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("chunk parser does not panic")).collect()
+    })
+}
+
 /// Chunk start offsets (plus the end), each at a line start outside quotes.
-pub(super) fn chunk_bounds(bytes: &[u8], data_start: usize, chunks: usize) -> Vec<usize> {
+fn chunk_bounds(bytes: &[u8], data_start: usize, chunks: usize) -> Vec<usize> {
     let mut bounds = vec![data_start];
     let (mut scan, mut odd_quotes) = (data_start, false);
     for k in 1..chunks {

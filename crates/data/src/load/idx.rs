@@ -28,7 +28,7 @@ pub struct IdxImages {
 }
 
 /// Whether the file starts with an IDX magic number for unsigned bytes.
-pub(crate) fn looks_like_idx(path: &Path) -> Result<bool> {
+pub(super) fn looks_like_idx(path: &Path) -> Result<bool> {
     let mut head = [0u8; 4];
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let n = file.read(&mut head).map_err(|e| Error::io(path, e))?;

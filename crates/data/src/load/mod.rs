@@ -15,7 +15,6 @@ use crate::table::{ColumnData, ColumnKind, Table};
 #[cfg(test)]
 pub(crate) use self::csv::parse as parse_csv;
 pub use batches::{CsvBatches, read_csv_batches};
-pub(crate) use idx::looks_like_idx;
 pub use idx::{IdxImages, read_idx_images, read_idx_labels};
 pub use parquet::{ParquetBatches, read_parquet_batches};
 
@@ -159,15 +158,24 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded> {
         };
         return Err(Error::InvalidOption(format!("{} is {what}", path.display())));
     }
+    match detect_format(path)? {
+        Format::Parquet => parquet::load(path, options),
+        Format::Idx => idx::load(path, options),
+        Format::Csv => csv::load(path, options),
+    }
+}
+
+/// A file's format: Parquet by its extension (`.parquet`, `.pq`), IDX by its magic number,
+/// delimited text otherwise.
+pub(crate) fn detect_format(path: &Path) -> Result<Format> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    let loaded = if ext == "parquet" || ext == "pq" {
-        parquet::load(path, options)?
+    Ok(if ext == "parquet" || ext == "pq" {
+        Format::Parquet
     } else if idx::looks_like_idx(path)? {
-        idx::load(path, options)?
+        Format::Idx
     } else {
-        csv::load(path, options)?
-    };
-    Ok(loaded)
+        Format::Csv
+    })
 }
 
 /// Resolves the label column index: the named one, or the last.
