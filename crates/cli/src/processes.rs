@@ -37,8 +37,9 @@ pub struct Guard {
     _universe: mpi::environment::Universe,
 }
 
-/// The commands that run across processes: their fits exchange every iteration or step.
-const ACROSS_PROCESSES: [&str; 3] = ["train", "compare", "scale"];
+/// The commands that run across processes: their fits exchange every iteration or step, and
+/// `prepare --out` has each rank prepare its share of the file.
+const ACROSS_PROCESSES: [&str; 4] = ["prepare", "train", "compare", "scale"];
 
 /// Refuses, under mpirun, a command that runs in one process only.
 pub fn check_command(command: &str) -> Result<()> {
@@ -46,7 +47,7 @@ pub fn check_command(command: &str) -> Result<()> {
     if world.size() > 1 && !ACROSS_PROCESSES.contains(&command) {
         bail!(
             "`{command}` runs in one process; start it without mpirun ({} run under mpirun)",
-            ACROSS_PROCESSES.join(" and ")
+            ACROSS_PROCESSES.join(", ")
         );
     }
     Ok(())

@@ -88,6 +88,131 @@ fn ranks_on_one_host_share_a_prepared_directory_and_fit_what_one_process_fits() 
     }
 }
 
+/// Every file of prepared directory `a` and of `b`, byte for byte.
+fn assert_same_directory(a: &Path, b: &Path) {
+    let names = |d: &Path| {
+        let mut n: Vec<String> =
+            std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(a), names(b), "{} and {} hold other files", a.display(), b.display());
+    for name in names(a) {
+        let (x, y) = (std::fs::read(a.join(&name)).unwrap(), std::fs::read(b.join(&name)).unwrap());
+        assert!(x == y, "{name} differs between {} and {}", a.display(), b.display());
+    }
+}
+
+/// The byte ranges the ranks say they read (`rank r of P reads bytes A..B of ...`), by rank.
+fn shares_read(o: &Output) -> Vec<(u64, u64)> {
+    let mut shares: Vec<(usize, u64, u64)> = stderr(o)
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("note: rank ")?;
+            let (rank, rest) = rest.split_once(" of ")?;
+            let range = rest.split_once("reads bytes ")?.1.split_whitespace().next()?;
+            let (from, to) = range.split_once("..")?;
+            Some((rank.parse().ok()?, from.parse().ok()?, to.parse().ok()?))
+        })
+        .collect();
+    shares.sort();
+    shares.into_iter().map(|(_, a, b)| (a, b)).collect()
+}
+
+#[test]
+fn each_rank_prepares_its_share_and_the_directory_is_the_one_process_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json(&trainbench(&["gen", "mixed", "--rows", "4000", "--seed", "8", "--out", "m.csv", "--json"], d));
+    // What cleaning meets, spread over the file so that every share has some: duplicates of rows
+    // in other shares, a row without its label, unreadable rows, and a quoted category with a
+    // line end inside it (a share must not start inside the quotes).
+    let text = std::fs::read_to_string(d.join("m.csv")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let width = lines[0].split(',').count();
+    let quoted = {
+        let mut fields: Vec<String> = lines[2000].split(',').map(str::to_owned).collect();
+        let category = fields.iter().position(|f| f.parse::<f64>().is_err() && !f.is_empty()).unwrap();
+        fields[category] = "\"two\nlines\"".into();
+        fields.join(",")
+    };
+    for at in [3900, 2500, 1500, 700] {
+        let copy = lines[at - 600].clone();
+        lines.insert(at, copy);
+    }
+    let unlabelled = {
+        let mut fields: Vec<&str> = lines[10].split(',').collect();
+        *fields.last_mut().unwrap() = "";
+        fields.join(",")
+    };
+    lines.insert(3000, unlabelled);
+    lines.insert(1000, "1,2".into());
+    lines.insert(2001, quoted);
+    lines.insert(3500, vec!["oops"; width].join(","));
+    std::fs::write(d.join("messy.csv"), lines.join("\n") + "\n").unwrap();
+
+    let prepare = |out: &str| -> Vec<String> {
+        [
+            "prepare",
+            "--data",
+            "messy.csv",
+            "--label",
+            "label",
+            "--out",
+            out,
+            "--quarantine",
+            &format!("{out}.q.csv"),
+            "--json",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let one = prepare("one");
+    json(&trainbench(&one.iter().map(String::as_str).collect::<Vec<_>>(), d));
+    let quarantined = std::fs::read_to_string(d.join("one.q.csv")).unwrap();
+    assert!(quarantined.contains("exact duplicate of line"), "{quarantined}");
+    assert!(quarantined.contains("is missing"), "{quarantined}");
+    for ranks in [2usize, 3] {
+        let out = format!("p{ranks}");
+        let args = prepare(&out);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = mpirun(&vec![&args[..]; ranks], d);
+        json(&o);
+        // The shares cover the rows once, in order, and none is all of them.
+        let shares = shares_read(&o);
+        assert_eq!(shares.len(), ranks, "{}", stderr(&o));
+        let size = std::fs::metadata(d.join("messy.csv")).unwrap().len();
+        assert_eq!(shares.last().unwrap().1, size);
+        assert!(shares.windows(2).all(|w| w[0].1 == w[1].0), "{shares:?}");
+        assert!(shares.iter().all(|&(a, b)| b - a < size / 2 + 4096), "{shares:?}");
+        assert_same_directory(&d.join("one"), &d.join(&out));
+        assert_eq!(std::fs::read_to_string(d.join(format!("{out}.q.csv"))).unwrap(), quarantined, "{ranks} ranks");
+    }
+
+    // Trained across two processes from the directory they prepared, as one process from its own.
+    let train = |data: &'static str, workers: &'static str, save: &'static str| {
+        let mut a = vec!["train", "--engine", "spark", "--model", "tree", "--data", data, "--workers", workers];
+        a.extend(["--save", save, "--json"]);
+        a
+    };
+    json(&trainbench(&train("one", "2", "one.json"), d));
+    json(&mpirun2(&train("p2", "1", "two.json"), d));
+    assert_eq!(saved(d, "one.json")["state"], saved(d, "two.json")["state"]);
+
+    // Parquet: each rank reads a run of the row groups.
+    json(&trainbench(&["gen", "mixed", "--rows", "3000", "--seed", "3", "--out", "m.parquet", "--json"], d));
+    let pq = ["prepare", "--data", "m.parquet", "--label", "label", "--out", "pq1", "--json"];
+    json(&trainbench(&pq, d));
+    let pq2 = ["prepare", "--data", "m.parquet", "--label", "label", "--out", "pq2", "--json"];
+    json(&mpirun2(&pq2, d));
+    assert_same_directory(&d.join("pq1"), &d.join("pq2"));
+
+    // Without --out each rank would prepare every row: refused.
+    let o = mpirun2(&["prepare", "--data", "messy.csv", "--label", "label"], d);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("under mpirun, prepare writes a prepared directory"), "{}", stderr(&o));
+}
+
 #[test]
 fn tensor_models_on_two_processes_equal_two_replicas_in_one_process() {
     let dir = tempfile::tempdir().unwrap();

@@ -29,7 +29,13 @@ pub struct Buffer<T: Plain> {
 #[derive(Clone)]
 enum Inner<T: Plain> {
     Owned(Vec<T>),
-    Mapped { map: Arc<Mmap>, len: usize, _values: PhantomData<T> },
+    /// `crc32`: the file's CRC-32 as its manifest gives it, once checked.
+    Mapped {
+        map: Arc<Mmap>,
+        len: usize,
+        crc32: Option<u32>,
+        _values: PhantomData<T>,
+    },
 }
 
 impl<T: Plain> Buffer<T> {
@@ -57,7 +63,24 @@ impl<T: Plain> Buffer<T> {
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
         // Mappings start on a page boundary, so the values are aligned.
         debug_assert_eq!(map.as_ptr() as usize % std::mem::align_of::<T>(), 0);
-        Ok(Buffer { inner: Inner::Mapped { map: Arc::new(map), len: bytes / size, _values: PhantomData } })
+        Ok(Buffer { inner: Inner::Mapped { map: Arc::new(map), len: bytes / size, crc32: None, _values: PhantomData } })
+    }
+
+    /// Records the mapped file's checked CRC-32, so that processes can compare what they map
+    /// without reading it again ([`Buffer::checksum`]). Values in memory have none.
+    pub fn with_checksum(mut self, crc: u32) -> Self {
+        if let Inner::Mapped { crc32, .. } = &mut self.inner {
+            *crc32 = Some(crc);
+        }
+        self
+    }
+
+    /// The mapped file's checked CRC-32, if [`Buffer::with_checksum`] recorded one.
+    pub fn checksum(&self) -> Option<u32> {
+        match self.inner {
+            Inner::Mapped { crc32, .. } => crc32,
+            Inner::Owned(_) => None,
+        }
     }
 
     /// Whether the values are mapped from a file rather than held in memory.

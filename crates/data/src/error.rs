@@ -144,6 +144,16 @@ pub enum Error {
         /// The known classes.
         known: String,
     },
+    /// Another process of an MPI job failed while preparing its share.
+    #[error("rank {rank} of {size} stopped: {message}")]
+    OtherProcess {
+        /// The process that failed.
+        rank: usize,
+        /// Processes in the job.
+        size: usize,
+        /// Its error.
+        message: String,
+    },
     /// An option has a value outside its valid range.
     #[error("invalid option: {0}")]
     InvalidOption(String),

@@ -37,6 +37,7 @@ mod preprocess;
 mod split;
 mod table;
 mod window;
+pub mod world;
 
 pub use buffer::{Buffer, Plain, ToLe, write_le};
 pub use clean::{CleanOptions, CleanReport, MissingPolicy, clean};

@@ -368,6 +368,20 @@ fn too_large_for_memory(path: &Path, options: &PipelineOptions) -> Option<(u64, 
 /// Prepares `path` into a temporary prepared directory and maps it; the directory is removed at
 /// once (the mapped files live on until unmapped), its quarantine read back.
 fn prepare_through_directory(path: &Path, options: &PipelineOptions, timers: &mut PhaseTimers) -> Result<PreparedData> {
+    // The ranks of an MPI job would each decide this from their own memory, into their own
+    // temporary directory: the shared directory is for the user to name.
+    let world = crate::world::world();
+    if world.size() > 1 {
+        return Err(Error::InvalidOption(format!(
+            "rank {} of {}: {} does not fit in this process's memory; prepare it first, each rank its share, into \
+             a directory every rank sees (mpirun -np {} trainbench prepare --data {} --out DIR) and pass --data DIR",
+            world.rank(),
+            world.size(),
+            path.display(),
+            world.size(),
+            path.display()
+        )));
+    }
     let base = std::env::temp_dir();
     let temp =
         tempfile::Builder::new().prefix("trainbench-prepared-").tempdir_in(&base).map_err(|e| Error::io(&base, e))?;

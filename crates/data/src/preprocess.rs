@@ -152,9 +152,12 @@ impl Preprocessor {
         for (_, column) in table.features() {
             columns.push(match &column.data {
                 ColumnData::Numeric(v) => {
+                    let mut pieces = StatsPieces::new(0..rows.len() as u64, rows.len() as u64);
+                    for (i, &r) in rows.iter().enumerate() {
+                        pieces.push(i as u64, v[r]);
+                    }
+                    let stats = fold_pieces(pieces.into_pieces());
                     let mut present: Vec<f64> = rows.iter().map(|&r| v[r]).filter(|x| !x.is_nan()).collect();
-                    let mut stats = NumericStats::default();
-                    present.iter().for_each(|&x| stats.push(x));
                     self.numeric_column(&column.name, &stats, rows.len() as u64, Some(&mut present))?
                 }
                 ColumnData::Categorical { codes, levels } => {
@@ -330,6 +333,95 @@ impl NumericStats {
     pub fn sample_variance(&self) -> f64 {
         if self.count > 1 { self.m2 / (self.count - 1) as f64 } else { 0.0 }
     }
+}
+
+/// Training rows per block of numeric statistics. A column's statistics are gathered block by
+/// block (Welford's update within a block, from zero) and the blocks merged in order (Chan et
+/// al.): the blocks are fixed by the training rows' order alone, so processes that each read a
+/// share of a file reach the same bits as one process reading all of it.
+pub const STATS_BLOCK_ROWS: u64 = 4096;
+
+/// One block's contribution from the rows one process read: the block's statistics when it read
+/// the whole block, or its present values, in order, when the block spans processes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsPiece {
+    /// Index of the block (training row / [`STATS_BLOCK_ROWS`]).
+    pub block: u64,
+    /// The whole block's statistics; or, for a block read in part, of `values`.
+    pub stats: NumericStats,
+    /// The present values of a block read in part; empty for a whole block.
+    pub values: Vec<f64>,
+    /// Whether this process read every row of the block.
+    pub whole: bool,
+}
+
+/// Gathers one numeric column's [`StatsPiece`]s from a process's training rows `mine` (their
+/// indices among all `total` training rows, in order).
+#[derive(Debug, Clone)]
+pub struct StatsPieces {
+    mine: std::ops::Range<u64>,
+    total: u64,
+    pieces: Vec<StatsPiece>,
+}
+
+impl StatsPieces {
+    /// No values yet, for training rows `mine` of `total`.
+    pub fn new(mine: std::ops::Range<u64>, total: u64) -> Self {
+        Self { mine, total, pieces: Vec::new() }
+    }
+
+    /// Adds training row `row`'s value (missing values, NaN, are skipped); rows come in order.
+    pub fn push(&mut self, row: u64, x: f64) {
+        if x.is_nan() {
+            return;
+        }
+        let block = row / STATS_BLOCK_ROWS;
+        if self.pieces.last().is_none_or(|p| p.block != block) {
+            let (start, end) = (block * STATS_BLOCK_ROWS, ((block + 1) * STATS_BLOCK_ROWS).min(self.total));
+            let whole = self.mine.start <= start && end <= self.mine.end;
+            self.pieces.push(StatsPiece { block, stats: NumericStats::default(), values: Vec::new(), whole });
+        }
+        let piece = self.pieces.last_mut().expect("pushed above");
+        piece.stats.push(x);
+        if !piece.whole {
+            piece.values.push(x);
+        }
+    }
+
+    /// The pieces, in block order.
+    pub fn into_pieces(self) -> Vec<StatsPiece> {
+        self.pieces
+    }
+}
+
+/// The column's statistics from every process's pieces in process order: a block read in parts
+/// is gathered again from its values in order, then the blocks are merged in order.
+pub fn fold_pieces(pieces: impl IntoIterator<Item = StatsPiece>) -> NumericStats {
+    let mut total = NumericStats::default();
+    let mut open: Option<StatsPiece> = None;
+    let close = |piece: StatsPiece, total: &mut NumericStats| {
+        if piece.whole {
+            total.merge(&piece.stats);
+        } else {
+            let mut block = NumericStats::default();
+            piece.values.iter().for_each(|&x| block.push(x));
+            total.merge(&block);
+        }
+    };
+    for piece in pieces {
+        match &mut open {
+            Some(o) if o.block == piece.block => o.values.extend(piece.values),
+            _ => {
+                if let Some(done) = open.replace(piece) {
+                    close(done, &mut total);
+                }
+            }
+        }
+    }
+    if let Some(done) = open {
+        close(done, &mut total);
+    }
+    total
 }
 
 /// A block of rows to transform: index of its first row, the rows, and its part of the output.
@@ -954,5 +1046,32 @@ mod tests {
         let mut empty = NumericStats::default();
         empty.merge(&all);
         assert_eq!(empty, all);
+    }
+
+    #[test]
+    fn statistics_in_blocks_are_the_same_bits_whoever_reads_which_rows() {
+        let total = 3 * STATS_BLOCK_ROWS + 123;
+        let value = |i: u64| if i % 11 == 0 { f64::NAN } else { 1e3 + ((i * 7919) % 1013) as f64 * 0.731 };
+        let pieces_of = |mine: std::ops::Range<u64>| {
+            let mut p = StatsPieces::new(mine.clone(), total);
+            mine.for_each(|i| p.push(i, value(i)));
+            p.into_pieces()
+        };
+        let one = fold_pieces(pieces_of(0..total));
+        let present: Vec<f64> = (0..total).map(value).filter(|x| !x.is_nan()).collect();
+        assert_eq!(one.count, present.len() as u64);
+        let mean = present.iter().sum::<f64>() / present.len() as f64;
+        assert!((one.mean - mean).abs() <= 1e-12 * mean);
+        // Cuts inside blocks, on block edges, and a share smaller than a block.
+        for cuts in [vec![1], vec![STATS_BLOCK_ROWS], vec![100, 200, 5000], vec![4095, 4097, 8192, 12_000]] {
+            let mut edges = vec![0];
+            edges.extend(&cuts);
+            edges.push(total);
+            let shared = fold_pieces(edges.windows(2).flat_map(|w| pieces_of(w[0]..w[1])));
+            assert_eq!(shared.count, one.count);
+            assert_eq!(shared.mean.to_bits(), one.mean.to_bits(), "cuts {cuts:?}");
+            assert_eq!(shared.m2.to_bits(), one.m2.to_bits(), "cuts {cuts:?}");
+            assert_eq!((shared.min, shared.max), (one.min, one.max));
+        }
     }
 }

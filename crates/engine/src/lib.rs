@@ -480,6 +480,11 @@ pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Checks that every feature value is finite, naming the first row and feature that is not.
 pub fn check_finite(data: &Prepared) -> Result<()> {
+    // Rows mapped from a prepared directory (their checksum checked) were checked when it was
+    // prepared; reading them all again here would read every rank's share on each rank.
+    if data.features.checksum().is_some() {
+        return Ok(());
+    }
     match data.features.iter().position(|v| !v.is_finite()) {
         None => Ok(()),
         Some(i) => {

@@ -36,6 +36,14 @@ pub struct PrepareArgs {
 }
 
 pub fn run(args: PrepareArgs) -> Result<()> {
+    let world = trainbench_engine::collective::world();
+    if world.size() > 1 && args.out.is_none() {
+        anyhow::bail!(
+            "under mpirun, prepare writes a prepared directory: give --out DIR (on a file system every \
+             rank sees), and each rank prepares its share of {} into it",
+            args.data.display()
+        );
+    }
     let options = args.prep.to_options(&args.load)?;
     let sampler = ResourceSampler::start(Duration::from_millis(50));
     let mut timers = PhaseTimers::new();
@@ -57,7 +65,7 @@ pub fn run(args: PrepareArgs) -> Result<()> {
     spinner.finish_and_clear();
     let resources = sampler.stop();
     let quarantine_file = (quarantined > 0).then(|| args.prep.quarantine.clone());
-    if let Some(path) = &args.save_preprocessor {
+    if let Some(path) = args.save_preprocessor.as_ref().filter(|_| world.rank() == 0) {
         preprocessor.save(path)?;
     }
     let s = &summary;

@@ -1,7 +1,8 @@
 //! Delimited text read in batches, for files larger than memory (`trainbench predict`).
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::csv::{ChunkSpec, Merger, detect_delimiter, infer_kinds, last_record_end, parse_in_chunks, read_header};
@@ -22,7 +23,12 @@ pub struct CsvBatches {
     delimiter: u8,
     missing: Vec<String>,
     pending: Vec<u8>,
+    /// 1 + the file's line ends before the first byte of `pending`.
     next_line: u64,
+    /// Where the rows start, after the header.
+    data_start: u64,
+    /// Bytes of the file still to read (all of them unless [`CsvBatches::restrict`]ed).
+    left: u64,
     batch_bytes: usize,
     eof: bool,
     bytes_read: u64,
@@ -69,6 +75,7 @@ pub fn read_csv_batches(path: &Path, options: &LoadOptions, batch_bytes: usize) 
         kinds.pop();
     }
     pending.drain(..data_start);
+    let left = file.metadata().map_err(|e| Error::io(path, e))?.len().saturating_sub(bytes_read);
     Ok(CsvBatches {
         path: path.to_owned(),
         file,
@@ -80,6 +87,8 @@ pub fn read_csv_batches(path: &Path, options: &LoadOptions, batch_bytes: usize) 
         missing: options.missing_values.clone(),
         pending,
         next_line: header_lines,
+        data_start: data_start as u64,
+        left,
         batch_bytes,
         eof,
         bytes_read,
@@ -107,11 +116,36 @@ impl CsvBatches {
         self.bytes_read
     }
 
+    /// 1 + the line ends before the next byte to read (the first data byte, when just opened).
+    pub(crate) fn first_line(&self) -> u64 {
+        self.next_line
+    }
+
+    /// Where the rows start: the byte after the header.
+    pub(crate) fn data_start(&self) -> u64 {
+        self.data_start
+    }
+
+    /// Reads only the records in bytes `range` of the file (one process's share; it starts at
+    /// a record's start and ends at one's start or the file's end); `first_line` is 1 + the
+    /// file's line ends before `range.start`.
+    pub(crate) fn restrict(&mut self, range: Range<u64>, first_line: u64) -> Result<()> {
+        self.file.seek(SeekFrom::Start(range.start)).map_err(|e| Error::io(&self.path, e))?;
+        self.pending.clear();
+        self.left = range.end.saturating_sub(range.start);
+        self.eof = self.left == 0;
+        self.next_line = first_line;
+        self.bytes_read = 0;
+        Ok(())
+    }
+
     fn next_batch(&mut self) -> Result<Option<(Table, Vec<InvalidRow>)>> {
         while !self.eof && self.pending.len() < self.batch_bytes {
-            let n = fill(&mut self.file, &mut self.pending, self.batch_bytes).map_err(|e| Error::io(&self.path, e))?;
+            let amount = self.batch_bytes.min(usize::try_from(self.left).unwrap_or(usize::MAX));
+            let n = fill(&mut self.file, &mut self.pending, amount).map_err(|e| Error::io(&self.path, e))?;
             self.bytes_read += n as u64;
-            self.eof = n == 0;
+            self.left -= n as u64;
+            self.eof = n == 0 || self.left == 0;
         }
         if self.pending.is_empty() {
             return Ok(None);

@@ -16,6 +16,7 @@ use crate::table::{ColumnData, ColumnKind, Table};
 pub(crate) use self::csv::parse as parse_csv;
 pub use batches::{CsvBatches, read_csv_batches};
 pub use idx::{IdxImages, read_idx_images, read_idx_labels};
+pub(crate) use parquet::read_parquet_share;
 pub use parquet::{ParquetBatches, read_parquet_batches};
 
 /// What to do with a row that cannot be read (wrong field count, a number that does not parse).

@@ -44,6 +44,18 @@ pub struct ParquetBatches {
 /// Opens `path` for batch reading, about `batch_rows` rows a batch. When `options.label` names
 /// a column that is not in the file, every batch gets an empty column of that name.
 pub fn read_parquet_batches(path: &Path, options: &LoadOptions, batch_rows: usize) -> Result<ParquetBatches> {
+    read_parquet_share(path, options, batch_rows, 0, 1)
+}
+
+/// The batches of process `rank` of `size`'s share of the file: a contiguous run of its row
+/// groups, as even as the groups allow ([`crate::world::owned`]).
+pub(crate) fn read_parquet_share(
+    path: &Path,
+    options: &LoadOptions,
+    batch_rows: usize,
+    rank: usize,
+    size: usize,
+) -> Result<ParquetBatches> {
     let parquet_error = |e: PolarsError| Error::Parquet { path: path.to_owned(), message: e.to_string() };
     let mut reader = ParquetReader::new(open(path)?);
     let names: Vec<String> = reader.schema().map_err(parquet_error)?.iter_names().map(|n| n.to_string()).collect();
@@ -53,8 +65,9 @@ pub fn read_parquet_batches(path: &Path, options: &LoadOptions, batch_rows: usiz
     let groups: Vec<usize> =
         reader.get_metadata().map_err(parquet_error)?.row_groups.iter().map(|g| g.num_rows()).collect();
     let batch_rows = batch_rows.max(1);
-    let (mut pending, mut start, mut open) = (Vec::new(), 0, 0);
-    for rows in groups {
+    let share = crate::world::owned(groups.len(), rank, size);
+    let (mut pending, mut start, mut open) = (Vec::new(), groups[..share.start].iter().sum(), 0);
+    for &rows in &groups[share] {
         if open > 0 && open + rows > batch_rows {
             pending.push((start, open));
             (start, open) = (start + open, 0);
