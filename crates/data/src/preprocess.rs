@@ -1051,7 +1051,7 @@ mod tests {
     #[test]
     fn statistics_in_blocks_are_the_same_bits_whoever_reads_which_rows() {
         let total = 3 * STATS_BLOCK_ROWS + 123;
-        let value = |i: u64| if i % 11 == 0 { f64::NAN } else { 1e3 + ((i * 7919) % 1013) as f64 * 0.731 };
+        let value = |i: u64| if i.is_multiple_of(11) { f64::NAN } else { 1e3 + ((i * 7919) % 1013) as f64 * 0.731 };
         let pieces_of = |mine: std::ops::Range<u64>| {
             let mut p = StatsPieces::new(mine.clone(), total);
             mine.for_each(|i| p.push(i, value(i)));

@@ -599,11 +599,14 @@ fn clean_and_split(
 /// their bits, so every process folds the same numbers).
 #[derive(Debug, Serialize, Deserialize)]
 enum StatsShare {
-    Numeric(Vec<(u64, bool, u64, [u64; 4], Vec<u64>)>),
+    Numeric(Vec<WirePiece>),
     Categorical(Vec<(String, u64)>),
 }
 
-fn piece_out(p: StatsPiece) -> (u64, bool, u64, [u64; 4], Vec<u64>) {
+/// A [`StatsPiece`] as it travels: block, whole, count, (mean, m2, min, max) and values as bits.
+type WirePiece = (u64, bool, u64, [u64; 4], Vec<u64>);
+
+fn piece_out(p: StatsPiece) -> WirePiece {
     let s = p.stats;
     (
         p.block,
@@ -614,7 +617,7 @@ fn piece_out(p: StatsPiece) -> (u64, bool, u64, [u64; 4], Vec<u64>) {
     )
 }
 
-fn piece_in((block, whole, count, [mean, m2, min, max], values): (u64, bool, u64, [u64; 4], Vec<u64>)) -> StatsPiece {
+fn piece_in((block, whole, count, [mean, m2, min, max], values): WirePiece) -> StatsPiece {
     let [mean, m2, min, max] = [mean, m2, min, max].map(f64::from_bits);
     StatsPiece {
         block,
@@ -756,7 +759,7 @@ impl RegionWriter {
             self.piece.1.update(&bytes[..n]);
             self.at += n as u64;
             bytes = &bytes[n..];
-            if self.at % CHECK_BLOCK_BYTES == 0 {
+            if self.at.is_multiple_of(CHECK_BLOCK_BYTES) {
                 self.close_piece();
             }
         }
@@ -1101,10 +1104,8 @@ mod tests {
         let bytes: Vec<u8> = (0..block + 5000).map(|i| (i * 7 % 251) as u8).collect();
         // Pieces as three processes write them: cut where their rows meet and at the block edge.
         let cuts = [0, 1234, block - 10, block, block + 4000, bytes.len()];
-        let pieces: Vec<CrcPiece> = cuts
-            .windows(2)
-            .map(|w| (w[0] as u64, (w[1] - w[0]) as u64, crc32fast::hash(&bytes[w[0]..w[1]])))
-            .collect();
+        let pieces: Vec<CrcPiece> =
+            cuts.windows(2).map(|w| (w[0] as u64, (w[1] - w[0]) as u64, crc32fast::hash(&bytes[w[0]..w[1]]))).collect();
         let entry = file_entry("f".into(), bytes.len() as u64, &pieces).unwrap();
         assert_eq!(entry.crc32, crc32fast::hash(&bytes));
         assert_eq!(entry.block_crc32, [crc32fast::hash(&bytes[..block]), crc32fast::hash(&bytes[block..])]);
