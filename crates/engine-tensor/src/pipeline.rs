@@ -8,20 +8,34 @@ use rand::seq::SliceRandom;
 use rand::{RngExt as _, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use trainbench_data::Prepared;
+use trainbench_engine::collective;
 
 /// Batches prepared ahead of the training step.
 const PREFETCH: usize = 2;
 
-/// One global batch: rows gathered in shuffled order.
+/// One global batch, as far as this process computes it: rows gathered in shuffled order.
 pub struct Batch {
     /// Step within the epoch, from 1.
     pub step: usize,
-    /// Rows in this batch (the last one of an epoch may be short, as in Keras).
+    /// Rows in the global batch (the last one of an epoch may be short, as in Keras).
     pub rows: usize,
-    /// `rows × n_features`, row-major.
+    /// The global batch's row this process's rows start at: 0 in one process; under mpirun
+    /// the first row of this process's replicas' slices (it gathers only those).
+    pub first: usize,
+    /// `held × n_features`, row-major, for the `held` rows from `first`.
     pub features: Vec<f32>,
-    /// Class of each row.
+    /// Class of each held row.
     pub labels: Vec<u32>,
+}
+
+/// The rows of a global batch of `rows` that this process's replicas compute: replica r of
+/// `replicas` takes its contiguous slice `r·rows/R..(r+1)·rows/R` (R = `replicas` capped at the
+/// rows), and a process's replicas are a contiguous block ([`collective::owned`]).
+pub fn held_rows(rows: usize, replicas: usize) -> std::ops::Range<usize> {
+    let replicas = replicas.min(rows).max(1);
+    let world = collective::world();
+    let own = collective::owned(replicas, world.rank(), world.size());
+    own.start * rows / replicas..own.end * rows / replicas
 }
 
 /// The order of the rows in `epoch`, drawn from (seed, epoch) alone, so a resumed run sees the
@@ -116,9 +130,9 @@ pub fn prefetch<'scope>(
     scope: &'scope Scope<'scope, '_>,
     data: &'scope Prepared,
     batch_size: usize,
-    seed: u64,
-    epoch: usize,
+    (seed, epoch): (u64, usize),
     shuffle_buffer: Option<usize>,
+    replicas: usize,
 ) -> Receiver<Batch> {
     let (tx, rx) = sync_channel(PREFETCH);
     scope.spawn(move || {
@@ -134,7 +148,15 @@ pub fn prefetch<'scope>(
                 if labels.is_empty() {
                     return;
                 }
-                let batch = Batch { step, rows: labels.len(), features, labels };
+                // Every row passes through the buffer (the draws depend on all of them); the
+                // batch keeps this process's rows.
+                let rows = labels.len();
+                let held = held_rows(rows, replicas);
+                if held.len() < rows {
+                    features = features[held.start * d..held.end * d].to_vec();
+                    labels = labels[held.clone()].to_vec();
+                }
+                let batch = Batch { step, rows, first: held.start, features, labels };
                 if tx.send(batch).is_err() {
                     return; // the training loop stopped early
                 }
@@ -142,13 +164,16 @@ pub fn prefetch<'scope>(
             return;
         }
         let order = epoch_order(rows, seed, epoch, None);
-        for (i, rows) in order.chunks(batch_size).enumerate() {
+        for (i, batch_rows) in order.chunks(batch_size).enumerate() {
+            // Only the rows this process's replicas compute are read.
+            let held = held_rows(batch_rows.len(), replicas);
+            let rows = &batch_rows[held.clone()];
             let mut features = Vec::with_capacity(rows.len() * d);
             for &r in rows {
                 features.extend_from_slice(&data.features[r * d..(r + 1) * d]);
             }
             let labels = rows.iter().map(|&r| data.labels[r]).collect();
-            let batch = Batch { step: i + 1, rows: rows.len(), features, labels };
+            let batch = Batch { step: i + 1, rows: batch_rows.len(), first: held.start, features, labels };
             if tx.send(batch).is_err() {
                 return; // the training loop stopped early
             }

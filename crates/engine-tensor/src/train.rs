@@ -271,7 +271,8 @@ impl StepSetup<'_> {
     /// Replica `r` of `replicas`: forward, weighted cross-entropy, backward on its slice.
     fn replica(&self, net: &Net, batch: &Batch, r: usize, replicas: usize) -> Result<ReplicaStep> {
         let rows = (r + 1) * batch.rows / replicas - r * batch.rows / replicas;
-        let first = r * batch.rows / replicas;
+        // This process holds its replicas' rows only, from `batch.first`.
+        let first = r * batch.rows / replicas - batch.first;
         let d = self.n_features;
         let labels = &batch.labels[first..first + rows];
         let net = net.clone().map(&mut OwnLeaves);
@@ -417,7 +418,7 @@ fn check_batch(batch: &Batch, data: &Prepared, epoch: usize) -> Result<()> {
                 "epoch {epoch}, step {}: feature '{}' of batch row {} is {}; features must be finite",
                 batch.step,
                 data.feature_names.get(i % d).map_or("?", String::as_str),
-                i / d,
+                batch.first + i / d,
                 batch.features[i]
             )))
         }
@@ -698,7 +699,9 @@ impl State {
         let steps_per_epoch = train.labels.len().div_ceil(p.batch_size) as u64;
         let (mut loss_sum, mut correct, mut rows_seen) = (0.0f64, 0usize, 0usize);
         std::thread::scope(|scope| -> Result<()> {
-            for batch in pipeline::prefetch(scope, train, p.batch_size, setup.seed, epoch, p.shuffle_buffer) {
+            let batches =
+                pipeline::prefetch(scope, train, p.batch_size, (setup.seed, epoch), p.shuffle_buffer, setup.replicas);
+            for batch in batches {
                 check_batch(&batch, train, epoch + 1)?;
                 let steps = setup.run(&self.net, &batch)?;
                 let loss: f64 = steps.iter().map(|s| s.loss).sum();
