@@ -10,7 +10,8 @@
 #
 # install: Debian packages (as root, or through sudo): protobuf-compiler (the Spark Connect
 #   client's protocol code), openmpi-bin + libopenmpi-dev + libclang-dev (the multi-process tests
-#   run under `mpirun -np 2`), chromium (the report is opened headless), python3-venv; and a
+#   run under `mpirun -np 2`), iproute2 (scripts/test-hosts.sh makes the test hosts), chromium
+#   (the report is opened headless), python3-venv; and a
 #   Python venv, .test-venv, with TensorBoard's event reader, jsonschema and ONNX Runtime (the
 #   references the tests read results with) and maturin.
 # start: install, then build the tests and the pip wheel (the wheel test installs it into a fresh
@@ -40,6 +41,7 @@ install() {
     command -v mpirun >/dev/null || missing+=(openmpi-bin)
     dpkg -s libopenmpi-dev >/dev/null 2>&1 || missing+=(libopenmpi-dev)
     dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
+    command -v ip >/dev/null || missing+=(iproute2)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing Debian packages: ${missing[*]}"
         as_root apt-get update -qq
