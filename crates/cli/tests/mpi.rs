@@ -105,10 +105,11 @@ fn assert_same_directory(a: &Path, b: &Path) {
 
 /// The byte ranges the ranks say they read (`rank r of P reads bytes A..B of ...`), by rank.
 fn shares_read(o: &Output) -> Vec<(u64, u64)> {
-    let mut shares: Vec<(usize, u64, u64)> = stderr(o)
-        .lines()
-        .filter_map(|l| {
-            let rest = l.strip_prefix("note: rank ")?;
+    let text = stderr(o);
+    let mut shares: Vec<(usize, u64, u64)> = text
+        .split("rank ")
+        .skip(1)
+        .filter_map(|rest| {
             let (rank, rest) = rest.split_once(" of ")?;
             let range = rest.split_once("reads bytes ")?.1.split_whitespace().next()?;
             let (from, to) = range.split_once("..")?;

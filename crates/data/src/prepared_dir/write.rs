@@ -936,7 +936,8 @@ pub fn prepare_to_dir(
     let format = exchange(setup)?[world.rank()];
     let share = share_of(path, format, &options.load)?;
     if let Some(note) = share.describe(path) {
-        eprintln!("note: {note}");
+        // One write, so that the ranks' lines do not interleave on a shared stderr.
+        let _ = std::io::stderr().write_all(format!("note: {note}\n").as_bytes());
     }
     let reader = Reader { path: path.to_owned(), format, share };
 
