@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{json, loss_bits, saved, stderr, trainbench};
+use common::{json, loss_bits, required, saved, stderr, trainbench};
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/test-hosts.sh")
@@ -49,15 +48,12 @@ impl Drop for Hosts {
 
 #[test]
 fn two_hosts_prepare_their_shares_and_train_what_one_process_trains() {
-    let hosts = match Hosts::up() {
-        Ok(h) => h,
-        Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI must run on two test hosts, but they could not be made: {why}")
-        }
-        Err(why) => {
-            let _ = writeln!(std::io::stderr(), "SKIPPED two_hosts_prepare_their_shares: {why}");
-            return;
-        }
+    let Some(hosts) = required(
+        Hosts::up(),
+        "CI must run on two test hosts, but they could not be made",
+        "two_hosts_prepare_their_shares",
+    ) else {
+        return;
     };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

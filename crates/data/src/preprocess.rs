@@ -157,8 +157,11 @@ impl Preprocessor {
                         pieces.push(i as u64, v[r]);
                     }
                     let stats = fold_pieces(pieces.into_pieces());
-                    let mut present: Vec<f64> = rows.iter().map(|&r| v[r]).filter(|x| !x.is_nan()).collect();
-                    self.numeric_column(&column.name, &stats, rows.len() as u64, Some(&mut present))?
+                    // Every present value only for a fill that needs them all (median, mode).
+                    let mut present = self
+                        .needs_all_values()
+                        .map(|_| rows.iter().map(|&r| v[r]).filter(|x| !x.is_nan()).collect::<Vec<f64>>());
+                    self.numeric_column(&column.name, &stats, rows.len() as u64, present.as_mut())?
                 }
                 ColumnData::Categorical { codes, levels } => {
                     let mut counts = vec![0u64; levels.len()];

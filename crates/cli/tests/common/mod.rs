@@ -5,6 +5,21 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// What a test needs of the machine (a memory cgroup, network namespaces: root): where it cannot
+/// be had, the test says `SKIPPED test: why` and gets `None`, except under `CI=true`, where CI
+/// must see the test run and it fails with `ci_failure: why`.
+pub fn required<T>(made: Result<T, String>, ci_failure: &str, test: &str) -> Option<T> {
+    match made {
+        Ok(t) => Some(t),
+        Err(why) if std::env::var("CI").as_deref() == Ok("true") => panic!("{ci_failure}: {why}"),
+        Err(why) => {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+            None
+        }
+    }
+}
+
 /// Runs `trainbench ARGS` in `dir` and waits for it.
 pub fn trainbench(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_trainbench")).args(args).current_dir(dir).output().expect("binary runs")

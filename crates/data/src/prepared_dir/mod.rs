@@ -26,8 +26,6 @@
 //! sizes and checksums (under mpirun each rank checks its share of the blocks) and maps the
 //! files ([`Buffer::map`]).
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -151,10 +149,7 @@ fn open_with_manifest(dir: &Path, manifest: Manifest) -> Result<PreparedData> {
     };
     // Under mpirun every process checked a share: all fail if one found damage.
     let opened = (|| Ok((open(&manifest.train)?, open(&manifest.valid)?, open(&manifest.test)?)))();
-    let (opened, parts) = match opened {
-        Ok(parts) => (Ok(()), Some(parts)),
-        Err(e) => (Err(e), None),
-    };
+    let (opened, parts) = share::split_result(opened.map(|parts| ((), parts)));
     share::exchange(opened)?;
     let (train, valid, test) = parts.expect("opened on this process");
     Ok(PreparedData {
@@ -212,29 +207,20 @@ fn read_manifest(dir: &Path) -> Result<Manifest> {
 /// whole.
 fn map_checked<T: crate::buffer::Plain>(dir: &Path, entry: &FileEntry) -> Result<Buffer<T>> {
     let path = dir.join(&entry.name);
-    let mut file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-    let bytes = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+    let bytes = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
     if bytes != entry.bytes {
         return Err(Error::Corrupt { path, reason: format!("{bytes} bytes, the manifest says {}", entry.bytes) });
     }
-    let crc_of = |file: &mut File, from: u64, len: u64| -> Result<u32> {
-        file.seek(SeekFrom::Start(from)).map_err(|e| Error::io(&path, e))?;
+    let crc_of = |from: u64, len: u64| -> Result<u32> {
         let mut hasher = crc32fast::Hasher::new();
-        let mut chunk = vec![0u8; 1 << 20];
-        let mut left = len;
-        while left > 0 {
-            let want = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            let n = file.read(&mut chunk[..want]).map_err(|e| Error::io(&path, e))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&chunk[..n]);
-            left -= n as u64;
-        }
+        share::read_range(&path, from..from + len, |_, bytes| {
+            hasher.update(bytes);
+            true
+        })?;
         Ok(hasher.finalize())
     };
     if entry.block_bytes == 0 {
-        let crc = crc_of(&mut file, 0, bytes)?;
+        let crc = crc_of(0, bytes)?;
         if crc != entry.crc32 {
             return Err(Error::Corrupt {
                 path,
@@ -245,7 +231,7 @@ fn map_checked<T: crate::buffer::Plain>(dir: &Path, entry: &FileEntry) -> Result
         let world = world();
         for block in owned(entry.block_crc32.len(), world.rank(), world.size()) {
             let from = block as u64 * entry.block_bytes;
-            let crc = crc_of(&mut file, from, entry.block_bytes.min(bytes - from))?;
+            let crc = crc_of(from, entry.block_bytes.min(bytes - from))?;
             if crc != entry.block_crc32[block] {
                 return Err(Error::Corrupt {
                     path,

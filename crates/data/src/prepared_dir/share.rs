@@ -126,7 +126,7 @@ fn csv_share(path: &Path, options: &LoadOptions) -> Result<Share> {
 }
 
 /// Reads `range` of `path` in 4 MiB pieces, calling `each` on them in order until it says stop.
-fn read_range(path: &Path, range: Range<u64>, mut each: impl FnMut(u64, &[u8]) -> bool) -> Result<()> {
+pub(super) fn read_range(path: &Path, range: Range<u64>, mut each: impl FnMut(u64, &[u8]) -> bool) -> Result<()> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     file.seek(SeekFrom::Start(range.start)).map_err(|e| Error::io(path, e))?;
     let mut buf = vec![0u8; BATCH_BYTES];
@@ -202,6 +202,14 @@ pub(super) fn exchange<T: Serialize + DeserializeOwned>(local: Result<T>) -> Res
         }
     }
     Ok(values)
+}
+
+/// Splits a result into what travels and what stays, for [`exchange`].
+pub(super) fn split_result<A, B>(r: Result<(A, B)>) -> (Result<A>, Option<B>) {
+    match r {
+        Ok((a, b)) => (Ok(a), Some(b)),
+        Err(e) => (Err(e), None),
+    }
 }
 
 /// Every process's labels, by rank (4 bytes a row, as they are).

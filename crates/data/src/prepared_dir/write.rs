@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use trainbench_metrics::{Phase, PhaseTimers};
 
-use super::share::{Share, batches, exchange, exchange_labels, share_of};
+use super::share::{Share, batches, exchange, exchange_labels, share_of, split_result};
 use super::{FORMAT, FileEntry, MANIFEST, Manifest, PartEntry, is_prepared_dir};
 use crate::buffer::write_le;
 use crate::clean::{CleanReport, MissingPolicy, removed_row};
@@ -61,6 +61,9 @@ fn row_identity(table: &Table, r: usize) -> u128 {
     (u128::from(halves[0].finish()) << 64) | u128::from(halves[1].finish())
 }
 
+/// The quarantine file's columns.
+const QUARANTINE_HEADER: [&str; 5] = ["file", "line", "column", "reason", "row"];
+
 /// Writes quarantined rows as they come: `file,line,column,reason,row` (the header only in the
 /// file itself, not in a process's piece of it).
 struct QuarantineWriter {
@@ -75,7 +78,7 @@ impl QuarantineWriter {
         let io = |e: csv::Error| Error::io(path, std::io::Error::other(e));
         let mut out = csv::Writer::from_path(path).map_err(io)?;
         if header {
-            out.write_record(["file", "line", "column", "reason", "row"]).map_err(io)?;
+            out.write_record(QUARANTINE_HEADER).map_err(io)?;
         }
         Ok(Self { source: source.display().to_string(), path: path.to_owned(), out, rows: 0 })
     }
@@ -144,7 +147,8 @@ impl Quarantine {
             let pieces: Vec<[PathBuf; 2]> = (0..world.size()).map(|r| Self::pieces(quarantine, r)).collect();
             if rows > 0 {
                 let mut out = BufWriter::new(File::create(quarantine).map_err(|e| Error::io(quarantine, e))?);
-                out.write_all(b"file,line,column,reason,row\n").map_err(|e| Error::io(quarantine, e))?;
+                out.write_all(format!("{}\n", QUARANTINE_HEADER.join(",")).as_bytes())
+                    .map_err(|e| Error::io(quarantine, e))?;
                 for piece in pieces.iter().map(|p| &p[0]).chain(pieces.iter().map(|p| &p[1])) {
                     let mut from = File::open(piece).map_err(|e| Error::io(piece, e))?;
                     std::io::copy(&mut from, &mut out).map_err(|e| Error::io(quarantine, e))?;
@@ -417,14 +421,6 @@ struct Reader {
 impl Reader {
     fn batches(&self, options: &LoadOptions) -> Result<super::share::Batches> {
         batches(&self.path, self.format, options, &self.share)
-    }
-}
-
-/// Splits a result into what travels and what stays, for [`exchange`].
-fn split_result<A, B>(r: Result<(A, B)>) -> (Result<A>, Option<B>) {
-    match r {
-        Ok((a, b)) => (Ok(a), Some(b)),
-        Err(e) => (Err(e), None),
     }
 }
 
@@ -1029,8 +1025,8 @@ pub fn prepare_to_dir(
         valid,
         test,
     };
-    let written = if world.rank() == 0 { write_manifest(out, &manifest) } else { Ok(()) };
-    exchange(written)?;
+    let manifest_written = if world.rank() == 0 { write_manifest(out, &manifest) } else { Ok(()) };
+    exchange(manifest_written)?;
     Ok(manifest)
 }
 
